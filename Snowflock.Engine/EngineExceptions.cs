@@ -1,0 +1,10 @@
+namespace Snowflock.Engine;
+
+/// <summary>The engine asked for cannot run on this host; the message says what to install or use instead.</summary>
+public sealed class EngineUnavailableException(string message) : Exception(message);
+
+/// <summary>The engine could not create a clone; the message carries the engine's own error text.</summary>
+public sealed class CloneFailedException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>A rank could not be started in its clone (exec failed).</summary>
+public sealed class RankStartException(string message, Exception? inner = null) : Exception(message, inner);

@@ -1,0 +1,103 @@
+using System.ComponentModel;
+using Snowflock.Engine.Internal;
+using SysProcess = System.Diagnostics.Process;
+
+namespace Snowflock.Engine.Engines.Process.Internal;
+
+/// <summary>A slot on the local host; the ranks it starts are its children until teardown.</summary>
+internal sealed class ProcessClone(CloneIdentity identity) : IClone
+{
+    private readonly List<LocalRankProcess> _ranks = [];
+
+    public CloneIdentity Identity { get; } = identity;
+
+    public Task<IRankProcess> StartRankAsync(RankStart start, CancellationToken ct)
+    {
+        ct.ThrowIfCancellationRequested();
+        var psi = new System.Diagnostics.ProcessStartInfo(start.Executable)
+        {
+            UseShellExecute = false,
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = start.WorkingDirectory,
+        };
+        foreach (var arg in start.Arguments)
+            psi.ArgumentList.Add(arg);
+        psi.Environment.Clear();
+        foreach (var (name, value) in start.Environment)
+            psi.Environment[name] = value;
+
+        SysProcess process;
+        try
+        {
+            process = SysProcess.Start(psi) ?? throw new RankStartException($"rank {start.Rank}: {start.Executable} did not start");
+        }
+        catch (Win32Exception e)
+        {
+            throw new RankStartException($"rank {start.Rank}: cannot execute {start.Executable}: {e.Message}", e);
+        }
+        var rank = new LocalRankProcess(start.Rank, process, Identity.HostName);
+        lock (_ranks)
+            _ranks.Add(rank);
+        return Task.FromResult<IRankProcess>(rank);
+    }
+
+    /// <summary>Kills every rank still running and reaps it: nothing of the clone survives.</summary>
+    public async Task DestroyAsync(CancellationToken ct)
+    {
+        LocalRankProcess[] ranks;
+        lock (_ranks)
+            ranks = [.. _ranks];
+        foreach (var r in ranks)
+            r.Signal(Signals.SIGKILL);
+        foreach (var r in ranks)
+            await r.DisposeAsync().ConfigureAwait(false);
+    }
+}
+
+/// <summary>A rank that is a child process of sfrun.</summary>
+internal sealed class LocalRankProcess : IRankProcess
+{
+    private readonly SysProcess _process;
+    private readonly int _pid;
+
+    public LocalRankProcess(int rank, SysProcess process, string host)
+    {
+        Rank = rank;
+        _process = process;
+        _pid = process.Id;
+        Location = $"pid {_pid} on {host}";
+        Exited = WaitAsync();
+    }
+
+    public int Rank { get; }
+    public string Location { get; }
+    public Stream StandardInput => _process.StandardInput.BaseStream;
+    public Stream StandardOutput => _process.StandardOutput.BaseStream;
+    public Stream StandardError => _process.StandardError.BaseStream;
+    public Task<RankExit> Exited { get; }
+
+    private async Task<RankExit> WaitAsync()
+    {
+        await _process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
+        // .NET reports death by signal N as exit code 128+N (the shell's convention); it does not
+        // expose the raw wait status, so an exit(128+N) by the program reads the same.
+        var code = _process.ExitCode;
+        return code is > 128 and < 128 + 65 ? new RankExit(code, code - 128) : new RankExit(code, null);
+    }
+
+    public void Signal(int signal)
+    {
+        if (Exited.IsCompleted)
+            return;
+        Posix.TrySignal(_pid, signal);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Signal(Signals.SIGKILL);
+        await Exited.ConfigureAwait(false);
+        _process.Dispose();
+    }
+}

@@ -1,0 +1,31 @@
+namespace Snowflock.Engine;
+
+/// <summary>
+/// Turns one warm master into N clones that each run ranks. The launcher calls
+/// <see cref="PrepareAsync"/> once, <see cref="CloneAsync"/> once per job, starts ranks in the
+/// clones, and always calls <see cref="TeardownAsync"/> (also after failures and signals).
+/// Engines: process (clones are local processes), qemu and xen (clones are VMs).
+/// </summary>
+public interface IEngine : IAsyncDisposable
+{
+    /// <summary>The name users pass to <c>--engine</c>.</summary>
+    string Name { get; }
+
+    /// <summary>Makes the warm master ready (boot or find the template VM, take its descriptor)
+    /// and says how clones reach the launcher's PMI server.</summary>
+    Task<EnginePreparation> PrepareAsync(WarmMasterSpec master, CancellationToken ct);
+
+    /// <summary>Creates <paramref name="count"/> clones of the warm master. On failure the clones
+    /// made so far are destroyed before the exception leaves.</summary>
+    Task<IReadOnlyList<IClone>> CloneAsync(int count, CancellationToken ct);
+
+    /// <summary>Destroys every clone, rank and resource of the job. Safe to call more than once.</summary>
+    Task TeardownAsync(CancellationToken ct);
+}
+
+/// <summary>What the master holds warm: the programs the ranks will run.</summary>
+public sealed record WarmMasterSpec(string JobId, IReadOnlyList<string> Executables);
+
+/// <summary>How ranks inside clones reach the launcher: bind the PMI server on
+/// <paramref name="PmiListenAddress"/>, and tell ranks to connect to <paramref name="PmiHostForClones"/>.</summary>
+public sealed record EnginePreparation(System.Net.IPAddress PmiListenAddress, string PmiHostForClones);

@@ -1,0 +1,13 @@
+using Snowflock.Engine;
+using Snowflock.Mpi.Pmi;
+
+namespace Snowflock.Launcher.Internal;
+
+/// <summary>Everything the job's supervisor reacts to, in one stream with one reader.</summary>
+internal abstract record JobEvent
+{
+    public sealed record RankExited(int Rank, RankExit Exit) : JobEvent;
+    public sealed record Pmi(PmiEvent Event) : JobEvent;
+    public sealed record SignalReceived(int Signal) : JobEvent;
+    public sealed record TimedOut : JobEvent;
+}

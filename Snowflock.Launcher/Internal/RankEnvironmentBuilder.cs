@@ -1,0 +1,44 @@
+using System.Collections;
+using Snowflock.Mpi.Pmi;
+
+namespace Snowflock.Launcher.Internal;
+
+/// <summary>Composes a rank's full environment: inherited (per -genvall/-genvnone/-genvlist),
+/// then -genv, then the block's -env, then the PMI wiring, later layers winning.</summary>
+internal sealed class RankEnvironmentBuilder
+{
+    private readonly Dictionary<string, string> _base = new(StringComparer.Ordinal);
+    private readonly JobSpec _spec;
+
+    public RankEnvironmentBuilder(JobSpec spec, IDictionary current)
+    {
+        _spec = spec;
+        foreach (DictionaryEntry e in current)
+        {
+            var name = (string)e.Key;
+            var keep = spec.Inherit switch
+            {
+                EnvironmentPolicy.All => true,
+                EnvironmentPolicy.Listed => spec.InheritList.Contains(name),
+                _ => false,
+            };
+            if (keep && e.Value is string value)
+                _base[name] = value;
+        }
+        // A job started from inside another MPI job must not join the outer job's PMI.
+        foreach (var stale in RankEnvironment.Inherited)
+            _base.Remove(stale);
+        foreach (var (k, v) in spec.GlobalEnvironment)
+            _base[k] = v;
+    }
+
+    public Dictionary<string, string> For(ProgramBlock block, IReadOnlyDictionary<string, string> wiring)
+    {
+        var env = new Dictionary<string, string>(_base, StringComparer.Ordinal);
+        foreach (var (k, v) in block.Environment)
+            env[k] = v;
+        foreach (var (k, v) in wiring)
+            env[k] = v;
+        return env;
+    }
+}

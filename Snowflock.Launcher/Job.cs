@@ -1,0 +1,220 @@
+using System.Threading.Channels;
+using NLog;
+using Snowflock.Engine;
+using Snowflock.Launcher.Internal;
+using Snowflock.Mpi.Pmi;
+
+namespace Snowflock.Launcher;
+
+/// <summary>
+/// One run of a <see cref="JobSpec"/>: placement, PMI server, engine, ranks, I/O, exit code, and
+/// teardown in <c>finally</c> whatever happened. A single supervisor loop owns the job's state and
+/// reads one event stream (rank exits, PMI events, signals, timeout).
+/// </summary>
+public sealed class Job
+{
+    private static readonly Logger Log = LogManager.GetLogger("Snowflock.Launcher");
+
+    private readonly JobSpec _spec;
+    private readonly Stream _stdin, _stdout, _stderr;
+    private readonly Channel<JobEvent> _events = Channel.CreateUnbounded<JobEvent>(new() { SingleReader = true });
+
+    public Job(JobSpec spec, Stream stdin, Stream stdout, Stream stderr)
+    {
+        _spec = spec;
+        _stdin = stdin;
+        _stdout = stdout;
+        _stderr = stderr;
+        Id = $"{Environment.ProcessId}-{Random.Shared.Next(0x10000):x4}";
+    }
+
+    /// <summary>Unique per job; names the KVS and every resource the job creates.</summary>
+    public string Id { get; }
+
+    /// <summary>Hands a signal sent to sfrun to the job: forwarded to ranks; a second SIGINT forces teardown.</summary>
+    public void Deliver(int signal) => _events.Writer.TryWrite(new JobEvent.SignalReceived(signal));
+
+    /// <summary>Runs the job to its end. Throws only for input errors found before any rank starts
+    /// (<see cref="ProgramNotFoundException"/>, <see cref="OutputPatternException"/>, <see cref="PlacementException"/>,
+    /// <see cref="EngineUnavailableException"/>); every later failure is a <see cref="JobResult"/>.</summary>
+    public async Task<JobResult> RunAsync(CancellationToken ct)
+    {
+        var total = _spec.TotalRanks;
+        var resolved = ResolveBlocks();
+        await using var output = await OutputRouter.OpenAsync(_spec.Output, total, _stdout, _stderr).ConfigureAwait(false);
+        await using var engine = EngineCatalog.Create(_spec.Engine);
+        var state = new RankTable(total);
+        Pmi1Server? pmi = null;
+        var pumps = new List<Task>();
+        using var stopIo = new CancellationTokenSource();
+        try
+        {
+            var prep = await engine.PrepareAsync(new WarmMasterSpec(Id, resolved.Select(b => b.Executable).Distinct().ToList()), ct)
+                .ConfigureAwait(false);
+            var clones = await engine.CloneAsync(total, ct).ConfigureAwait(false);
+            var nodeOfRank = clones.Select(c => c.Identity.NodeId).ToArray();
+            var appnum = resolved.SelectMany((b, i) => Enumerable.Repeat(i, b.Block.Ranks)).ToArray();
+            pmi = new Pmi1Server(new PmiJobLayout($"kvs_{Id}", nodeOfRank, appnum));
+            pmi.Start(prep.PmiListenAddress);
+            pumps.Add(PumpPmiEventsAsync(pmi));
+            if (_spec.Timeout is { } timeout)
+                _ = Task.Delay(timeout, stopIo.Token).ContinueWith(t => { if (!t.IsCanceled) _events.Writer.TryWrite(new JobEvent.TimedOut()); },
+                    TaskScheduler.Default);
+
+            var envBuilder = new RankEnvironmentBuilder(_spec, Environment.GetEnvironmentVariables());
+            var startError = await StartRanksAsync(resolved, clones, prep, pmi, envBuilder, output, state, pumps, stopIo.Token, ct)
+                .ConfigureAwait(false);
+            var ending = await SuperviseAsync(state, startError).ConfigureAwait(false);
+
+            // Ranks are gone; their pipes close unless a grandchild holds them. Don't wait forever.
+            await Task.WhenAny(Task.WhenAll(pumps.Skip(1)), Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None)).ConfigureAwait(false);
+            return new JobResult(ExitCodeRule.ExitCode(ending), ExitCodeRule.Report(ending, total), state.Exits());
+        }
+        finally
+        {
+            stopIo.Cancel();
+            state.KillAll();
+            await engine.TeardownAsync(CancellationToken.None).ConfigureAwait(false);
+            if (pmi is not null)
+                await pmi.DisposeAsync().ConfigureAwait(false);
+            await Task.WhenAll(pumps).ConfigureAwait(false);
+            Log.ForDebugEvent().Message("job {JobId} torn down", Id).Property("EventName", "JobTornDown").Log();
+        }
+    }
+
+    private sealed record ResolvedBlock(ProgramBlock Block, string Executable, string WorkingDirectory);
+
+    private List<ResolvedBlock> ResolveBlocks()
+    {
+        var cwd = Directory.GetCurrentDirectory();
+        var list = new List<ResolvedBlock>();
+        foreach (var block in _spec.Blocks)
+        {
+            var wdir = block.WorkingDirectory is { } w ? Path.GetFullPath(w, cwd) : cwd;
+            if (!Directory.Exists(wdir))
+                throw new PlacementException($"-wdir {block.WorkingDirectory}: no such directory");
+            var path = _spec.GlobalEnvironment.TryGetValue("PATH", out var p) ? p : Environment.GetEnvironmentVariable("PATH");
+            list.Add(new ResolvedBlock(block, ProgramResolver.Resolve(block.Program, wdir, path), wdir));
+        }
+        return list;
+    }
+
+    private async Task<string?> StartRanksAsync(List<ResolvedBlock> blocks, IReadOnlyList<IClone> clones, EnginePreparation prep,
+        Pmi1Server pmi, RankEnvironmentBuilder envBuilder, OutputRouter output, RankTable state, List<Task> pumps,
+        CancellationToken ioToken, CancellationToken ct)
+    {
+        var localSize = clones.GroupBy(c => c.Identity.NodeId).ToDictionary(g => g.Key, g => g.Count());
+        var localRank = new Dictionary<int, int>();
+        var rank = 0;
+        foreach (var (block, executable, wdir) in blocks.Select(b => (b, b.Executable, b.WorkingDirectory)))
+        {
+            for (var i = 0; i < block.Block.Ranks; i++, rank++)
+            {
+                var clone = clones[rank];
+                var node = clone.Identity.NodeId;
+                localRank[node] = localRank.GetValueOrDefault(node) + 1;
+                var wiring = RankEnvironment.For(prep.PmiHostForClones, pmi.LocalEndPoint.Port, rank, state.Count,
+                    localRank[node] - 1, localSize[node], blocks.IndexOf(block));
+                IRankProcess process;
+                try
+                {
+                    process = await clone.StartRankAsync(
+                        new RankStart(rank, executable, block.Block.Arguments, envBuilder.For(block.Block, wiring), wdir), ct)
+                        .ConfigureAwait(false);
+                }
+                catch (RankStartException e)
+                {
+                    return e.Message;
+                }
+                state.Started(process);
+                var tag = _spec.Output.TagLines ? LineForwarder.TagFor(rank) : null;
+                pumps.Add(LineForwarder.ForwardAsync(process.StandardOutput, output.StdoutOf(rank), tag, ioToken));
+                pumps.Add(LineForwarder.ForwardAsync(process.StandardError, output.StderrOf(rank), tag, ioToken));
+                if (rank == 0)
+                    pumps.Add(StdinForwarder.ForwardAsync(_stdin, process.StandardInput, ioToken));
+                else
+                    process.StandardInput.Dispose();
+                var r = rank;
+                _ = process.Exited.ContinueWith(t => _events.Writer.TryWrite(new JobEvent.RankExited(r, t.Result)),
+                    TaskScheduler.Default);
+            }
+        }
+        Log.ForDebugEvent().Message("job {JobId}: {Count} ranks started", Id, rank).Property("EventName", "RanksStarted").Log();
+        return null;
+    }
+
+    private async Task PumpPmiEventsAsync(Pmi1Server pmi)
+    {
+        await foreach (var e in pmi.Events.ReadAllAsync().ConfigureAwait(false))
+            _events.Writer.TryWrite(new JobEvent.Pmi(e));
+    }
+
+    /// <summary>The supervisor: reads events until every started rank has exited, and decides the
+    /// job's ending from the first failure it sees.</summary>
+    private async Task<JobEnding> SuperviseAsync(RankTable state, string? startError)
+    {
+        JobEnding? ending = null;
+        var interrupts = 0;
+        int? forwardedSignal = null;
+        if (startError is not null)
+        {
+            ending = new JobEnding.StartFailed(startError);
+            state.KillAll();
+        }
+        void Fail(JobEnding e)
+        {
+            if (ending is not null)
+                return;
+            ending = e;
+            state.KillAll();
+        }
+
+        while (state.Running > 0)
+        {
+            var ev = await _events.Reader.ReadAsync().ConfigureAwait(false);
+            switch (ev)
+            {
+                case JobEvent.RankExited(var rank, var exit):
+                    state.Exited(rank, exit);
+                    Log.ForDebugEvent().Message("rank {Rank} ended: {Exit}", rank, exit).Property("EventName", "RankExited").Log();
+                    if (ending is not null)
+                        break;
+                    if (forwardedSignal is { } sig && !exit.Success)
+                        Fail(new JobEnding.Interrupted(sig));
+                    else if (!exit.Success || state.IsInitialized(rank) && !state.IsFinalized(rank))
+                        Fail(new JobEnding.RankFailed(rank, state.Location(rank), exit, state.IsInitialized(rank), state.IsFinalized(rank)));
+                    break;
+                case JobEvent.Pmi(PmiRankInitialized i):
+                    state.Initialized(i.Rank);
+                    break;
+                case JobEvent.Pmi(PmiRankFinalized f):
+                    state.Finalized(f.Rank);
+                    break;
+                case JobEvent.Pmi(PmiAbortRequested a):
+                    Fail(new JobEnding.Aborted(a.Rank, state.Location(a.Rank), a.ExitCode, a.Message));
+                    break;
+                case JobEvent.Pmi(PmiProtocolViolation v):
+                    Fail(new JobEnding.ProtocolViolation(v.Rank, state.Location(v.Rank), v.Message));
+                    break;
+                case JobEvent.Pmi:
+                    break;
+                case JobEvent.SignalReceived(var signal):
+                    if (signal == Signals.SIGINT && ++interrupts >= 2)
+                    {
+                        Fail(new JobEnding.Interrupted(signal));
+                        break;
+                    }
+                    Log.ForDebugEvent().Message("forwarding {Signal} to {Count} ranks", Signals.Name(signal), state.Running)
+                        .Property("EventName", "SignalForwarded").Log();
+                    if (signal is Signals.SIGINT or Signals.SIGTERM or Signals.SIGHUP or Signals.SIGQUIT)
+                        forwardedSignal ??= signal;
+                    state.SignalAll(signal);
+                    break;
+                case JobEvent.TimedOut:
+                    Fail(new JobEnding.TimedOut(_spec.Timeout ?? TimeSpan.Zero));
+                    break;
+            }
+        }
+        return ending ?? new JobEnding.AllSucceeded();
+    }
+}

@@ -1,0 +1,62 @@
+namespace Snowflock.Launcher;
+
+/// <summary>A whole job as the user asked for it, before anything is resolved or started.</summary>
+public sealed record JobSpec
+{
+    /// <summary>One block per program (MPMD: <c>-np 1 ./a : -np 4 ./b</c>); ranks are numbered across blocks.</summary>
+    public required IReadOnlyList<ProgramBlock> Blocks { get; init; }
+
+    /// <summary>Which variables of sfrun's own environment the ranks inherit.</summary>
+    public EnvironmentPolicy Inherit { get; init; } = EnvironmentPolicy.All;
+
+    /// <summary>With <see cref="EnvironmentPolicy.Listed"/>: the variables to pass on.</summary>
+    public IReadOnlyList<string> InheritList { get; init; } = [];
+
+    /// <summary><c>-genv</c>/<c>-x</c>: variables set for every rank.</summary>
+    public IReadOnlyDictionary<string, string> GlobalEnvironment { get; init; } = new Dictionary<string, string>();
+
+    public OutputOptions Output { get; init; } = new();
+
+    /// <summary>Print every rank's exit status at the end, as hydra's <c>-print-all-exitcodes</c>.</summary>
+    public bool PrintAllExitCodes { get; init; }
+
+    public string Engine { get; init; } = Snowflock.Engine.EngineCatalog.Default;
+
+    /// <summary>Ends the job (exit code 255 like hydra's MPIEXEC_TIMEOUT) after this long; null: never.</summary>
+    public TimeSpan? Timeout { get; init; }
+
+    public int TotalRanks => Blocks.Sum(b => b.Ranks);
+}
+
+/// <summary>One program and how many ranks run it, with its per-block options.</summary>
+public sealed record ProgramBlock(int Ranks, string Program, IReadOnlyList<string> Arguments)
+{
+    /// <summary><c>-env</c>: variables for this block only; they override <c>-genv</c>.</summary>
+    public IReadOnlyDictionary<string, string> Environment { get; init; } = new Dictionary<string, string>();
+
+    /// <summary><c>-wdir</c>; null: sfrun's working directory.</summary>
+    public string? WorkingDirectory { get; init; }
+}
+
+public enum EnvironmentPolicy
+{
+    /// <summary>Hydra's default (<c>-genvall</c>): ranks get sfrun's whole environment.</summary>
+    All,
+    /// <summary><c>-genvnone</c>: only what is set explicitly.</summary>
+    None,
+    /// <summary><c>-genvlist A,B</c>: only the listed variables, plus what is set explicitly.</summary>
+    Listed,
+}
+
+/// <summary>Where rank output goes and how it is labelled.</summary>
+public sealed record OutputOptions
+{
+    /// <summary><c>-l</c>: prefix every line with <c>[rank] </c>.</summary>
+    public bool TagLines { get; init; }
+
+    /// <summary><c>-outfile-pattern</c>: per-rank stdout file; <c>%r</c> is the rank.</summary>
+    public string? StdoutPattern { get; init; }
+
+    /// <summary><c>-errfile-pattern</c>: per-rank stderr file; <c>%r</c> is the rank.</summary>
+    public string? StderrPattern { get; init; }
+}

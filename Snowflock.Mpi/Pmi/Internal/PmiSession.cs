@@ -1,0 +1,105 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net.Sockets;
+
+namespace Snowflock.Mpi.Pmi.Internal;
+
+/// <summary>One rank's connection: turns the byte stream into parsed lines and sends replies.
+/// Only the dispatcher writes, so writes need no lock.</summary>
+internal sealed class PmiSession : IAsyncDisposable
+{
+    private readonly Socket _socket;
+    private readonly NetworkStream _stream;
+
+    public PmiSession(Socket socket)
+    {
+        _socket = socket;
+        _stream = new NetworkStream(socket, ownsSocket: true);
+        Peer = socket.RemoteEndPoint?.ToString() ?? "unknown peer";
+    }
+
+    public string Peer { get; }
+
+    /// <summary>Rank this connection identified as with <c>initack</c>; -1 until then.</summary>
+    public int Rank { get; set; } = -1;
+    public bool Finalized { get; set; }
+    public bool Closed { get; private set; }
+
+    /// <summary>Reads lines until EOF, an over-long line, or cancellation, handing each to <paramref name="onLine"/>.</summary>
+    public async Task ReadLinesAsync(Func<PmiSession, PmiParseResult, ValueTask> onLine, CancellationToken ct)
+    {
+        var reader = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 4096, leaveOpen: true));
+        try
+        {
+            while (true)
+            {
+                var result = await reader.ReadAsync(ct).ConfigureAwait(false);
+                var buffer = result.Buffer;
+                while (TryTakeLine(ref buffer, out var line))
+                    await onLine(this, PmiWire.Parse(line.IsSingleSegment ? line.FirstSpan : line.ToArray())).ConfigureAwait(false);
+                if (buffer.Length > PmiWire.MaxLineBytes)
+                {
+                    await onLine(this, PmiParseResult.Fail($"line longer than {PmiWire.MaxLineBytes} bytes")).ConfigureAwait(false);
+                    return;
+                }
+                reader.AdvanceTo(buffer.Start, buffer.End);
+                if (result.IsCompleted)
+                    return;
+            }
+        }
+        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            // A rank that dies mid-line, or teardown closing the socket: both end this session.
+        }
+        finally
+        {
+            await reader.CompleteAsync().ConfigureAwait(false);
+        }
+    }
+
+    private static bool TryTakeLine(ref ReadOnlySequence<byte> buffer, out ReadOnlySequence<byte> line)
+    {
+        var newline = buffer.PositionOf((byte)'\n');
+        if (newline is null)
+        {
+            line = default;
+            return false;
+        }
+        line = buffer.Slice(0, newline.Value);
+        buffer = buffer.Slice(buffer.GetPosition(1, newline.Value));
+        return true;
+    }
+
+    /// <summary>Sends reply lines; a rank that is already gone is not an error of the server.</summary>
+    public async ValueTask SendAsync(byte[] bytes, CancellationToken ct)
+    {
+        if (Closed)
+            return;
+        try
+        {
+            await _stream.WriteAsync(bytes, ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
+        {
+            Closed = true;
+        }
+    }
+
+    public void Close()
+    {
+        Closed = true;
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Closed = true;
+        await _stream.DisposeAsync().ConfigureAwait(false);
+    }
+}

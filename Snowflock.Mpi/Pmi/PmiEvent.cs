@@ -1,0 +1,19 @@
+namespace Snowflock.Mpi.Pmi;
+
+/// <summary>What the PMI server tells the job about its ranks, in the order it happened.</summary>
+public abstract record PmiEvent(int Rank);
+
+/// <summary>The rank identified itself (<c>initack</c>) and said <c>init</c>: it is inside MPI_Init.</summary>
+public sealed record PmiRankInitialized(int Rank) : PmiEvent(Rank);
+
+/// <summary>All ranks reached a barrier; <paramref name="Epoch"/> counts barriers from 1.</summary>
+public sealed record PmiBarrierCompleted(int Epoch) : PmiEvent(-1);
+
+/// <summary>The rank called MPI_Finalize; exiting afterwards is a clean exit.</summary>
+public sealed record PmiRankFinalized(int Rank) : PmiEvent(Rank);
+
+/// <summary>The rank called MPI_Abort: the job must end now with <paramref name="ExitCode"/>.</summary>
+public sealed record PmiAbortRequested(int Rank, int ExitCode, string? Message) : PmiEvent(Rank);
+
+/// <summary>A rank of this job broke the protocol: its job cannot go on.</summary>
+public sealed record PmiProtocolViolation(int Rank, string Message) : PmiEvent(Rank);

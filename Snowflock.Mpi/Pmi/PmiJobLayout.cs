@@ -1,0 +1,16 @@
+namespace Snowflock.Mpi.Pmi;
+
+/// <summary>What the PMI server must know of a job before the first rank connects.</summary>
+/// <param name="KvsName">The job's key-value space name, unique per job.</param>
+/// <param name="NodeOfRank">The node (clone or host) each rank runs on, for PMI_process_mapping.</param>
+/// <param name="AppnumOfRank">The MPMD block each rank belongs to (MPI_APPNUM).</param>
+public sealed record PmiJobLayout(string KvsName, IReadOnlyList<int> NodeOfRank, IReadOnlyList<int> AppnumOfRank)
+{
+    public int Size => NodeOfRank.Count;
+
+    /// <summary>Bound on stored keys: MPICH puts a handful per rank; a flood is a bug or an attack.</summary>
+    public int MaxKeys { get; init; } = 1_000_000;
+
+    public static PmiJobLayout SingleBlock(string kvsName, IReadOnlyList<int> nodeOfRank) =>
+        new(kvsName, nodeOfRank, new int[nodeOfRank.Count]);
+}

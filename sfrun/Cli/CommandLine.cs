@@ -1,0 +1,138 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Globalization;
+using CommandLine;
+using Snowflock.Launcher;
+
+namespace Snowflock.Cli;
+
+/// <summary>What the user asked sfrun to do.</summary>
+internal sealed record Invocation(JobSpec? Job, bool Help, bool Version, int Verbosity);
+
+/// <summary>argv → <see cref="Invocation"/>: the tokenizer splits blocks, CommandLineParser reads
+/// each block's options, and the result is checked and turned into a <see cref="JobSpec"/>.</summary>
+internal static class SfrunCommandLine
+{
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "SfrunOptions is rooted by DynamicDependency.")]
+    [DynamicDependency(DynamicallyAccessedMemberTypes.All, typeof(SfrunOptions))]
+    private static SfrunOptions ParseBlockOptions(IReadOnlyList<string> tokens)
+    {
+        using var parser = new Parser(s =>
+        {
+            s.CaseSensitive = true;
+            s.AllowMultiInstance = true;
+            s.AutoHelp = false;
+            s.AutoVersion = false;
+            s.HelpWriter = null;
+            s.ParsingCulture = CultureInfo.InvariantCulture;
+        });
+        var result = parser.ParseArguments<SfrunOptions>(tokens);
+        if (result is NotParsed<SfrunOptions> failed)
+            throw new UsageException("cannot read the options: " + string.Join("; ", failed.Errors.Select(Describe)));
+        return ((Parsed<SfrunOptions>)result).Value;
+    }
+
+    private static string Describe(Error e) => e switch
+    {
+        NamedError n => $"{e.Tag} (-{n.NameInfo.NameText})",
+        _ => e.Tag.ToString(),
+    };
+
+    public static Invocation Parse(IReadOnlyList<string> args, Func<string, string?> getEnv)
+    {
+        var sections = CommandLineTokenizer.Split(args);
+        var parsed = sections.Select(s => (Section: s, Options: ParseBlockOptions(s.OptionTokens))).ToList();
+        var all = parsed.Select(p => p.Options).ToList();
+        var verbosity = all.Any(o => o.VeryVerbose) ? 2 : all.Any(o => o.Verbose) ? 1 : 0;
+        if (all.Any(o => o.Help))
+            return new Invocation(null, true, false, verbosity);
+        if (all.Any(o => o.Version))
+            return new Invocation(null, false, true, verbosity);
+
+        var blocks = new List<ProgramBlock>();
+        foreach (var (section, options) in parsed)
+        {
+            if (section.Program is null)
+                throw new UsageException("no program given; usage: sfrun -np N program [args...]");
+            blocks.Add(new ProgramBlock(RankCount(options.Ranks), section.Program, section.ProgramArguments)
+            {
+                Environment = Pairs(options.BlockEnv, "-env"),
+                WorkingDirectory = options.WorkingDirectory,
+            });
+        }
+
+        var genv = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (k, v) in all.SelectMany(o => Pairs(o.GlobalEnv, "-genv")))
+            genv[k] = v;
+        foreach (var x in all.SelectMany(o => o.Export))
+        {
+            var eq = x.IndexOf('=');
+            var name = eq < 0 ? x : x[..eq];
+            CheckName(name, "-x");
+            // -x NAME exports sfrun's own value; unset stays unset, as in Open MPI.
+            if (eq >= 0)
+                genv[name] = x[(eq + 1)..];
+            else if (getEnv(name) is { } current)
+                genv[name] = current;
+        }
+
+        var genvList = all.SelectMany(o => o.GenvList).SelectMany(l => l.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToList();
+        var policy = all.Any(o => o.GenvNone) ? EnvironmentPolicy.None
+            : genvList.Count > 0 ? EnvironmentPolicy.Listed
+            : EnvironmentPolicy.All;
+        if (all.Any(o => o.GenvAll))
+            policy = EnvironmentPolicy.All;
+
+        var timeoutText = all.Select(o => o.Timeout).LastOrDefault(t => t is not null) ?? getEnv("MPIEXEC_TIMEOUT");
+        return new Invocation(new JobSpec
+        {
+            Blocks = blocks,
+            Inherit = policy,
+            InheritList = genvList,
+            GlobalEnvironment = genv,
+            Output = new OutputOptions
+            {
+                TagLines = all.Any(o => o.TagOutput),
+                StdoutPattern = all.Select(o => o.OutfilePattern).LastOrDefault(p => p is not null),
+                StderrPattern = all.Select(o => o.ErrfilePattern).LastOrDefault(p => p is not null),
+            },
+            PrintAllExitCodes = all.Any(o => o.PrintAllExitCodes),
+            Engine = all.Select(o => o.Engine).LastOrDefault(e => e is not null) ?? Snowflock.Engine.EngineCatalog.Default,
+            Timeout = timeoutText is null ? null : Timeout(timeoutText),
+        }, false, false, verbosity);
+    }
+
+    private static int RankCount(string? text)
+    {
+        if (text is null)
+            return 1;
+        if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) || n <= 0)
+            throw new UsageException($"-np needs a positive whole number of ranks, got '{text}'");
+        return n;
+    }
+
+    private static TimeSpan Timeout(string text)
+    {
+        if (!double.TryParse(text, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var s) || s <= 0 || s > 1e8)
+            throw new UsageException($"-timeout needs a positive number of seconds, got '{text}'");
+        return TimeSpan.FromSeconds(s);
+    }
+
+    private static Dictionary<string, string> Pairs(IEnumerable<string> tokens, string option)
+    {
+        var map = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var t in tokens)
+        {
+            var eq = t.IndexOf('=');
+            var name = eq < 0 ? t : t[..eq];
+            CheckName(name, option);
+            map[name] = eq < 0 ? "" : t[(eq + 1)..];
+        }
+        return map;
+    }
+
+    private static void CheckName(string name, string option)
+    {
+        if (name.Length == 0 || name.Contains('=') || name.Contains('\0'))
+            throw new UsageException($"{option}: '{name}' is not a valid environment variable name");
+    }
+}

@@ -1,0 +1,87 @@
+namespace Snowflock.Cli;
+
+/// <summary>One program block of the command line: its option tokens, normalized to
+/// <c>--name=value</c> for CommandLineParser, and the program with its own arguments.</summary>
+internal sealed record CommandSection(IReadOnlyList<string> OptionTokens, string? Program, IReadOnlyList<string> ProgramArguments);
+
+/// <summary>
+/// Splits an mpiexec command line before CommandLineParser sees it. mpiexec's grammar is not
+/// GNU's: long options take one dash (<c>-np 4</c>), <c>-genv</c> takes two values, the first
+/// word that is not an option is the program and everything after it is the program's, and
+/// <c>:</c> separates MPMD blocks.
+/// </summary>
+internal static class CommandLineTokenizer
+{
+    public static IReadOnlyList<CommandSection> Split(IReadOnlyList<string> args)
+    {
+        var sections = new List<CommandSection>();
+        var options = new List<string>();
+        var i = 0;
+        while (i < args.Count)
+        {
+            var token = args[i];
+            if (token == ":")
+            {
+                sections.Add(new CommandSection(options, null, []));
+                options = [];
+                i++;
+                continue;
+            }
+            if (token.Length > 1 && token[0] == '-' && token != "--")
+            {
+                i = TakeOption(args, i, options);
+                continue;
+            }
+            if (token == "--")
+                i++;
+            if (i >= args.Count)
+                break;
+            // The program: it and every word up to the next ':' belong to it.
+            var end = i + 1;
+            while (end < args.Count && args[end] != ":")
+                end++;
+            sections.Add(new CommandSection(options, args[i], args.Skip(i + 1).Take(end - i - 1).ToList()));
+            options = [];
+            i = end < args.Count ? end + 1 : end;
+            if (end < args.Count && i >= args.Count)
+                throw new UsageException("':' must be followed by another program block");
+        }
+        if (options.Count > 0 || sections.Count == 0)
+            sections.Add(new CommandSection(options, null, []));
+        return sections;
+    }
+
+    private static int TakeOption(IReadOnlyList<string> args, int i, List<string> into)
+    {
+        var token = args[i];
+        var name = token.StartsWith("--", StringComparison.Ordinal) ? token[2..] : token[1..];
+        string? inline = null;
+        var eq = name.IndexOf('=');
+        if (eq > 0)
+        {
+            inline = name[(eq + 1)..];
+            name = name[..eq];
+        }
+        var def = OptionCatalog.Find(name)
+            ?? throw new UsageException($"unknown option {token}; run 'sfrun --help' for the options sfrun supports");
+        var values = new List<string>();
+        if (inline is not null)
+            values.Add(inline);
+        var next = i + 1;
+        while (values.Count < def.Arity)
+        {
+            if (next >= args.Count)
+                throw new UsageException($"option {token} needs {def.Value}");
+            values.Add(args[next++]);
+        }
+        if (def.Arity == 0 && inline is not null)
+            throw new UsageException($"option {token} takes no value");
+        into.Add(def.Arity switch
+        {
+            0 => $"--{def.Canonical}",
+            1 => $"--{def.Canonical}={values[0]}",
+            _ => $"--{def.Canonical}={values[0]}={values[1]}",
+        });
+        return next;
+    }
+}

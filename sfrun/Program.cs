@@ -1,0 +1,95 @@
+using System.Runtime.InteropServices;
+using Snowflock.Cli;
+using Snowflock.Cli.Logging;
+using Snowflock.Engine;
+using Snowflock.Launcher;
+
+// sfrun's only job here: turn argv into a Job, run it, and turn every failure a user can meet
+// into one line on stderr and an exit code (a stack trace only with -v).
+const int UsageError = 2, ProgramMissing = 127, InputError = 1, InternalError = 255;
+var verbosity = args.Contains("-v") || args.Contains("--verbose") || args.Contains("-vv") ? 1 : 0;
+var stderr = Console.Error;
+try
+{
+    var invocation = SfrunCommandLine.Parse(args, Environment.GetEnvironmentVariable);
+    verbosity = invocation.Verbosity;
+    if (invocation.Help)
+    {
+        Console.Out.Write(HelpText.Usage());
+        return 0;
+    }
+    if (invocation.Version)
+    {
+        Console.Out.WriteLine(HelpText.Version);
+        return 0;
+    }
+    LogSetup.Configure(invocation.Verbosity, Environment.GetEnvironmentVariable("SFRUN_LOG"));
+
+    var spec = invocation.Job!;
+    var job = new Job(spec, Console.OpenStandardInput(), Console.OpenStandardOutput(), Console.OpenStandardError());
+    var registrations = new List<PosixSignalRegistration>();
+    foreach (var signal in new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM, PosixSignal.SIGHUP, PosixSignal.SIGQUIT,
+                 (PosixSignal)Signals.SIGUSR1, (PosixSignal)Signals.SIGUSR2 })
+    {
+        registrations.Add(PosixSignalRegistration.Create(signal, ctx =>
+        {
+            ctx.Cancel = true;
+            job.Deliver(SignalNumber(ctx.Signal));
+        }));
+    }
+    JobResult result;
+    try
+    {
+        result = await job.RunAsync(CancellationToken.None);
+    }
+    finally
+    {
+        registrations.ForEach(r => r.Dispose());
+    }
+    if (spec.PrintAllExitCodes)
+        for (var r = 0; r < result.Ranks.Count; r++)
+            stderr.WriteLine($"sfrun: rank {r}: {result.Ranks[r]?.ToString() ?? "not started"}");
+    if (result.Report is not null)
+        stderr.WriteLine($"sfrun: {result.Report}");
+    return result.ExitCode;
+}
+catch (Exception e) when (e is UsageException)
+{
+    return Fail(e, UsageError);
+}
+catch (Exception e) when (e is ProgramNotFoundException)
+{
+    return Fail(e, ProgramMissing);
+}
+catch (Exception e) when (e is OutputPatternException or PlacementException or EngineUnavailableException or CloneFailedException)
+{
+    return Fail(e, InputError);
+}
+catch (Exception e)
+{
+    stderr.WriteLine($"sfrun: internal error: {e.Message}" + (verbosity > 0 ? "" : " (run with -v for details)"));
+    if (verbosity > 0)
+        stderr.WriteLine(e);
+    return InternalError;
+}
+finally
+{
+    LogSetup.Shutdown();
+}
+
+int Fail(Exception e, int code)
+{
+    stderr.WriteLine($"sfrun: {e.Message}");
+    if (verbosity > 0)
+        stderr.WriteLine(e);
+    return code;
+}
+
+static int SignalNumber(PosixSignal s) => s switch
+{
+    PosixSignal.SIGINT => Signals.SIGINT,
+    PosixSignal.SIGTERM => Signals.SIGTERM,
+    PosixSignal.SIGHUP => Signals.SIGHUP,
+    PosixSignal.SIGQUIT => Signals.SIGQUIT,
+    _ => (int)s,
+};

@@ -1,0 +1,18 @@
+/* Every rank says it is ready, then sleeps in a loop until a signal ends it: for signal forwarding tests. */
+#include <mpi.h>
+#include <stdio.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+    int rank;
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Barrier(MPI_COMM_WORLD);
+    printf("ready %d\n", rank);
+    fflush(stdout);
+    for (int i = 0; i < 600; i++)
+        sleep(1);
+    MPI_Finalize();
+    return 0;
+}
