@@ -17,7 +17,7 @@ public sealed class Job
 
     private readonly JobSpec _spec;
     private readonly Stream _stdin, _stdout, _stderr;
-    private readonly Channel<JobEvent> _events = Channel.CreateUnbounded<JobEvent>(new() { SingleReader = true });
+    private readonly Channel<JobEvent> _events = Channel.CreateUnbounded<JobEvent>();
 
     public Job(JobSpec spec, Stream stdin, Stream stdout, Stream stderr)
     {
@@ -56,7 +56,6 @@ public sealed class Job
             var appnum = resolved.SelectMany((b, i) => Enumerable.Repeat(i, b.Block.Ranks)).ToArray();
             pmi = new Pmi1Server(new PmiJobLayout($"kvs_{Id}", nodeOfRank, appnum));
             pmi.Start(prep.PmiListenAddress);
-            pumps.Add(PumpPmiEventsAsync(pmi));
             if (_spec.Timeout is { } timeout)
                 _ = Task.Delay(timeout, stopIo.Token).ContinueWith(t => { if (!t.IsCanceled) _events.Writer.TryWrite(new JobEvent.TimedOut()); },
                     TaskScheduler.Default);
@@ -64,10 +63,10 @@ public sealed class Job
             var envBuilder = new RankEnvironmentBuilder(_spec, Environment.GetEnvironmentVariables());
             var startError = await StartRanksAsync(resolved, clones, prep, pmi, envBuilder, output, state, pumps, stopIo.Token, ct)
                 .ConfigureAwait(false);
-            var ending = await SuperviseAsync(state, startError).ConfigureAwait(false);
+            var ending = await SuperviseAsync(state, pmi.Events, startError).ConfigureAwait(false);
 
             // Ranks are gone; their pipes close unless a grandchild holds them. Don't wait forever.
-            await Task.WhenAny(Task.WhenAll(pumps.Skip(1)), Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None)).ConfigureAwait(false);
+            await Task.WhenAny(Task.WhenAll(pumps), Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None)).ConfigureAwait(false);
             return new JobResult(ExitCodeRule.ExitCode(ending), ExitCodeRule.Report(ending, total), state.Exits());
         }
         finally
@@ -131,7 +130,9 @@ public sealed class Job
                 pumps.Add(LineForwarder.ForwardAsync(process.StandardOutput, output.StdoutOf(rank), tag, ioToken));
                 pumps.Add(LineForwarder.ForwardAsync(process.StandardError, output.StderrOf(rank), tag, ioToken));
                 if (rank == 0)
-                    pumps.Add(StdinForwarder.ForwardAsync(_stdin, process.StandardInput, ioToken));
+                    // Not awaited at teardown: a read of sfrun's own stdin (a terminal, an open pipe)
+                    // cannot be cancelled, and the job must not wait for input that never comes.
+                    _ = StdinForwarder.ForwardAsync(_stdin, process.StandardInput, ioToken);
                 else
                     process.StandardInput.Dispose();
                 var r = rank;
@@ -143,15 +144,10 @@ public sealed class Job
         return null;
     }
 
-    private async Task PumpPmiEventsAsync(Pmi1Server pmi)
-    {
-        await foreach (var e in pmi.Events.ReadAllAsync().ConfigureAwait(false))
-            _events.Writer.TryWrite(new JobEvent.Pmi(e));
-    }
-
     /// <summary>The supervisor: reads events until every started rank has exited, and decides the
-    /// job's ending from the first failure it sees.</summary>
-    private async Task<JobEnding> SuperviseAsync(RankTable state, string? startError)
+    /// job's ending from the first failure it sees. PMI events are taken before anything else: the
+    /// server publishes a finalize before its ack, so a clean exit is never mistaken for a crash.</summary>
+    private async Task<JobEnding> SuperviseAsync(RankTable state, ChannelReader<PmiEvent> pmiEvents, string? startError)
     {
         JobEnding? ending = null;
         var interrupts = 0;
@@ -171,7 +167,14 @@ public sealed class Job
 
         while (state.Running > 0)
         {
-            var ev = await _events.Reader.ReadAsync().ConfigureAwait(false);
+            JobEvent? ev;
+            if (pmiEvents.TryRead(out var pe))
+                ev = new JobEvent.Pmi(pe);
+            else if (!_events.Reader.TryRead(out ev))
+            {
+                await Task.WhenAny(_events.Reader.WaitToReadAsync().AsTask(), pmiEvents.WaitToReadAsync().AsTask()).ConfigureAwait(false);
+                continue;
+            }
             switch (ev)
             {
                 case JobEvent.RankExited(var rank, var exit):

@@ -16,7 +16,7 @@ public sealed class Pmi1Server : IAsyncDisposable
     private static readonly Logger Log = LogManager.GetLogger("Snowflock.Mpi.Pmi");
 
     private readonly PmiJobLayout _layout;
-    private readonly Channel<PmiEvent> _events = Channel.CreateUnbounded<PmiEvent>(new() { SingleReader = true });
+    private readonly Channel<PmiEvent> _events = Channel.CreateUnbounded<PmiEvent>();
     private readonly CancellationTokenSource _stop = new();
     private Socket? _listener;
     private PmiDispatcher? _dispatcher;

@@ -57,7 +57,7 @@ public static class PmiWire
             if (key.AsSpan().IndexOfAny(' ', '\t') >= 0)
                 return PmiParseResult.Fail($"expected key=value at \"{Shorten(rest)}\"");
             string value;
-            if (key == "value")
+            if (IsRestOfLine(name, key))
             {
                 value = rest[(eq + 1)..].TrimEnd(' ', '\t');
                 rest = "";
@@ -84,6 +84,11 @@ public static class PmiWire
             return PmiParseResult.Fail($"value of {v.Length} characters exceeds the PMI limit of {MaxValueLength}");
         return new PmiParseResult(new PmiCommand(name!, args), null);
     }
+
+    /// <summary>Keys whose value is free text to the end of the line: the KVS payload, and the
+    /// message MPICH 4.1+ sends unescaped with <c>cmd=abort exitcode=N message=...</c>.</summary>
+    private static bool IsRestOfLine(string? command, string key) =>
+        key == "value" || command == "abort" && key is "message" or "error_msg";
 
     /// <summary>Formats one reply line, newline included. <c>value</c>, if present, goes last.</summary>
     public static byte[] Format(string command, params (string Key, string Value)[] args)

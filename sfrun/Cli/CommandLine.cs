@@ -28,7 +28,24 @@ internal static class SfrunCommandLine
         var result = parser.ParseArguments<SfrunOptions>(tokens);
         if (result is NotParsed<SfrunOptions> failed)
             throw new UsageException("cannot read the options: " + string.Join("; ", failed.Errors.Select(Describe)));
-        return ((Parsed<SfrunOptions>)result).Value;
+        return Unguarded(((Parsed<SfrunOptions>)result).Value);
+    }
+
+    private static SfrunOptions Unguarded(SfrunOptions o)
+    {
+        static string? One(string? v) => v is null ? null : CommandLineTokenizer.Unguard(v);
+        static List<string> Many(IEnumerable<string> v) => v.Select(CommandLineTokenizer.Unguard).ToList();
+        o.Ranks = One(o.Ranks);
+        o.WorkingDirectory = One(o.WorkingDirectory);
+        o.OutfilePattern = One(o.OutfilePattern);
+        o.ErrfilePattern = One(o.ErrfilePattern);
+        o.Timeout = One(o.Timeout);
+        o.Engine = One(o.Engine);
+        o.GlobalEnv = Many(o.GlobalEnv);
+        o.BlockEnv = Many(o.BlockEnv);
+        o.Export = Many(o.Export);
+        o.GenvList = Many(o.GenvList);
+        return o;
     }
 
     private static string Describe(Error e) => e switch
@@ -53,6 +70,8 @@ internal static class SfrunCommandLine
         {
             if (section.Program is null)
                 throw new UsageException("no program given; usage: sfrun -np N program [args...]");
+            if (options.WorkingDirectory is "")
+                throw new UsageException("-wdir needs a directory, got an empty string");
             blocks.Add(new ProgramBlock(RankCount(options.Ranks), section.Program, section.ProgramArguments)
             {
                 Environment = Pairs(options.BlockEnv, "-env"),
@@ -122,10 +141,10 @@ internal static class SfrunCommandLine
         var map = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var t in tokens)
         {
-            var eq = t.IndexOf('=');
-            var name = eq < 0 ? t : t[..eq];
+            var sep = t.IndexOf(CommandLineTokenizer.PairSeparator);
+            var name = sep < 0 ? t : t[..sep];
             CheckName(name, option);
-            map[name] = eq < 0 ? "" : t[(eq + 1)..];
+            map[name] = sep < 0 ? "" : t[(sep + 1)..];
         }
         return map;
     }

@@ -76,12 +76,23 @@ internal static class CommandLineTokenizer
         }
         if (def.Arity == 0 && inline is not null)
             throw new UsageException($"option {token} takes no value");
-        into.Add(def.Arity switch
-        {
-            0 => $"--{def.Canonical}",
-            1 => $"--{def.Canonical}={values[0]}",
-            _ => $"--{def.Canonical}={values[0]}={values[1]}",
-        });
+        into.Add(Token(def.Canonical, values));
         return next;
     }
+
+    /// <summary>CommandLineParser refuses a value that is empty or starts with a blank, so every
+    /// value travels behind a guard character; NAME VALUE pairs are joined by NUL, which no argv
+    /// string can hold, so a NAME containing '=' is still seen as wrong.</summary>
+    public const char Guard = '\u001f';
+    public const char PairSeparator = '\0';
+
+    public static string Token(string canonical, IReadOnlyList<string> values) => values.Count switch
+    {
+        0 => $"--{canonical}",
+        1 => $"--{canonical}={Guard}{values[0]}",
+        _ => $"--{canonical}={Guard}{values[0]}{PairSeparator}{values[1]}",
+    };
+
+    /// <summary>The value as the user wrote it (for pairs: NAME, NUL, VALUE).</summary>
+    public static string Unguard(string token) => token.Length > 0 && token[0] == Guard ? token[1..] : token;
 }

@@ -1,5 +1,6 @@
 using System.Net;
 using NLog;
+using Snowflock.Engine.Internal;
 using Snowflock.Engine.Engines.Process.Internal;
 
 namespace Snowflock.Engine.Engines.Process;
@@ -21,6 +22,9 @@ public sealed class ProcessEngine : IEngine
 
     public Task<EnginePreparation> PrepareAsync(WarmMasterSpec master, CancellationToken ct)
     {
+        // Ranks may start children of their own; as subreaper sfrun inherits them when a rank
+        // dies, and teardown kills them too.
+        Posix.BecomeSubreaper();
         Log.ForDebugEvent().Message("job {JobId}: process engine ready for {Count} program(s)", master.JobId, master.Executables.Count)
             .Property("EventName", "EnginePrepared").Log();
         return Task.FromResult(new EnginePreparation(IPAddress.Loopback, IPAddress.Loopback.ToString()));
@@ -48,6 +52,24 @@ public sealed class ProcessEngine : IEngine
         lock (_gate)
             clones = [.. _clones];
         await Task.WhenAll(clones.Select(c => c.DestroyAsync(ct))).ConfigureAwait(false);
+        KillOrphans();
+    }
+
+    /// <summary>Kills what the ranks left behind: descendants that were reparented to sfrun.
+    /// Repeated because a dying orphan may itself orphan children.</summary>
+    private static void KillOrphans()
+    {
+        for (var round = 0; round < 10; round++)
+        {
+            var orphans = Posix.LiveChildren();
+            if (orphans.Count == 0)
+                return;
+            foreach (var pid in orphans)
+                Posix.TrySignal(pid, Signals.SIGKILL);
+            Log.ForDebugEvent().Message("killed {Count} processes left behind by ranks", orphans.Count)
+                .Property("EventName", "OrphansKilled").Log();
+            Thread.Sleep(10);
+        }
     }
 
     public async ValueTask DisposeAsync() => await TeardownAsync(CancellationToken.None).ConfigureAwait(false);

@@ -57,6 +57,8 @@ internal sealed class PmiDispatcher : IAsyncDisposable
             {
                 if (item.Eof)
                     OnClosed(item.Session);
+                else if (item.Session.Rejected)
+                    continue; // lines queued before the rejection must not act
                 else if (!item.Line.Ok)
                     await RejectAsync(item.Session, item.Line.Error!).ConfigureAwait(false);
                 else
@@ -80,6 +82,7 @@ internal sealed class PmiDispatcher : IAsyncDisposable
     /// closes that connection, so a stranger cannot take a job down.</summary>
     private ValueTask RejectAsync(PmiSession session, string error)
     {
+        session.Rejected = true;
         if (session.Rank >= 0)
             _events.TryWrite(new PmiProtocolViolation(session.Rank, error));
         else
@@ -131,12 +134,14 @@ internal sealed class PmiDispatcher : IAsyncDisposable
                 break;
             case "finalize":
                 s.Finalized = true;
-                await ReplyAsync(s, "finalize_ack").ConfigureAwait(false);
+                // Published before the ack: the rank may exit the moment it reads the ack, and the
+                // job must already know that this exit is a clean one.
                 _events.TryWrite(new PmiRankFinalized(s.Rank));
+                await ReplyAsync(s, "finalize_ack").ConfigureAwait(false);
                 break;
             case "abort":
                 c.TryGetInt("exitcode", out var code);
-                _events.TryWrite(new PmiAbortRequested(s.Rank, code, c["error_msg"]));
+                _events.TryWrite(new PmiAbortRequested(s.Rank, code, c["message"] ?? c["error_msg"]));
                 break;
             case "publish_name" or "unpublish_name" or "lookup_name":
                 // Name publishing serves MPI_Comm_connect between jobs, which sfrun does not offer.

@@ -23,6 +23,9 @@ internal sealed class PmiSession : IAsyncDisposable
     /// <summary>Rank this connection identified as with <c>initack</c>; -1 until then.</summary>
     public int Rank { get; set; } = -1;
     public bool Finalized { get; set; }
+
+    /// <summary>Set when the server refused this connection; whatever it sent after is ignored.</summary>
+    public bool Rejected { get; set; }
     public bool Closed { get; private set; }
 
     /// <summary>Reads lines until EOF, an over-long line, or cancellation, handing each to <paramref name="onLine"/>.</summary>

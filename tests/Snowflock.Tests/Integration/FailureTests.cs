@@ -1,0 +1,83 @@
+using Snowflock.Tests.Integration.Support;
+
+namespace Snowflock.Tests.Integration;
+
+/// <summary>A rank that aborts, crashes or quits early ends the whole job at once, with hydra's
+/// exit code, one line naming the rank, and nothing left running.</summary>
+[Trait("Engine", "process")]
+[Trait("Area", "integration")]
+public sealed class FailureTests
+{
+    private static async Task<CommandResult> RunTagged(string tag, params string[] args) =>
+        await CommandRun.SfrunAsync([.. Leaks.TagArgs(tag), .. args]);
+
+    [Fact]
+    public async Task MPI_Abort_exits_with_its_code_and_kills_the_other_ranks()
+    {
+        var tag = Leaks.NewTag();
+        var r = await RunTagged(tag, "-np", "4", Repo.TestProgram("abort"), "1", "7");
+        var hy = await CommandRun.RunAsync(Repo.Hydra, ["-np", "4", Repo.TestProgram("abort"), "1", "7"]);
+        Assert.Equal(hy.ExitCode, r.ExitCode);
+        Assert.Equal(7, r.ExitCode);
+        Assert.Contains("sfrun: rank 1 (pid ", r.Err);
+        Assert.Contains("called MPI_Abort with exit code 7", r.Err);
+        await Leaks.AssertNoneAsync(tag);
+    }
+
+    [Theory]
+    [InlineData("segv", 11, "killed by signal 11 (SIGSEGV)")]
+    [InlineData("kill9", 9, "killed by signal 9 (SIGKILL)")]
+    [InlineData("exit3", 3, "exited with code 3 before calling MPI_Finalize")]
+    [InlineData("exit0", 1, "exited with code 0 before calling MPI_Finalize")]
+    public async Task A_failing_rank_ends_the_job_and_is_named(string how, int exitCode, string report)
+    {
+        var tag = Leaks.NewTag();
+        var r = await RunTagged(tag, "-np", "4", Repo.TestProgram("crash"), "2", how);
+        Assert.Equal(exitCode, r.ExitCode);
+        var line = Assert.Single(r.Err.Split('\n'), l => l.StartsWith("sfrun: ", StringComparison.Ordinal));
+        Assert.Contains("rank 2 (pid ", line);
+        Assert.Contains("on localhost", line);
+        Assert.Contains(report, line);
+        Assert.Contains("the other ranks were killed", line);
+        await Leaks.AssertNoneAsync(tag);
+    }
+
+    [Theory]
+    [InlineData("segv")]
+    [InlineData("exit3")]
+    public async Task Exit_code_of_a_crash_matches_hydra_where_hydra_reports_one(string how)
+    {
+        var sf = await CommandRun.SfrunAsync("-np", "3", Repo.TestProgram("crash"), "1", how);
+        var hy = await CommandRun.RunAsync(Repo.Hydra, ["-np", "3", Repo.TestProgram("crash"), "1", how]);
+        Assert.Equal(hy.ExitCode, sf.ExitCode);
+    }
+
+    [Fact]
+    public async Task Print_all_exitcodes_lists_every_rank()
+    {
+        var r = await CommandRun.SfrunAsync("-print-all-exitcodes", "-np", "3", Repo.TestProgram("crash"), "1", "exit3");
+        Assert.Equal(3, r.ExitCode);
+        Assert.Contains("sfrun: rank 1: exit code 3", r.Err);
+        Assert.Contains("sfrun: rank 0: killed by signal 9 (SIGKILL)", r.Err);
+        Assert.Contains("sfrun: rank 2: killed by signal 9 (SIGKILL)", r.Err);
+    }
+
+    [Fact]
+    public async Task Timeout_kills_a_hung_job_with_exit_code_255()
+    {
+        var tag = Leaks.NewTag();
+        var r = await RunTagged(tag, "-timeout", "3", "-np", "2", Repo.TestProgram("sleeper"));
+        Assert.Equal(255, r.ExitCode);
+        Assert.Contains("timed out after 3 s", r.Err);
+        await Leaks.AssertNoneAsync(tag);
+    }
+
+    [Fact]
+    public async Task MPIEXEC_TIMEOUT_from_the_environment_is_honoured()
+    {
+        var r = await CommandRun.RunAsync(Repo.Sfrun, ["-np", "2", Repo.TestProgram("sleeper")],
+            env: new Dictionary<string, string> { ["MPIEXEC_TIMEOUT"] = "2" });
+        Assert.Equal(255, r.ExitCode);
+        Assert.Contains("timed out", r.Err);
+    }
+}
