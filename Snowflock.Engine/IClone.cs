@@ -33,6 +33,10 @@ public interface IRankProcess : IAsyncDisposable
     Stream StandardOutput { get; }
     Stream StandardError { get; }
 
+    /// <summary>The rank's process id on sfrun's own host, when it runs there (process engine);
+    /// null for ranks inside VMs. Lets the PMI server check that a loopback peer is this rank.</summary>
+    int? HostPid => null;
+
     /// <summary>Completes when the rank has exited and been reaped.</summary>
     Task<RankExit> Exited { get; }
 

@@ -54,14 +54,15 @@ public sealed class Job
             var clones = await engine.CloneAsync(total, ct).ConfigureAwait(false);
             var nodeOfRank = clones.Select(c => c.Identity.NodeId).ToArray();
             var appnum = resolved.SelectMany((b, i) => Enumerable.Repeat(i, b.Block.Ranks)).ToArray();
-            pmi = new Pmi1Server(new PmiJobLayout($"kvs_{Id}", nodeOfRank, appnum));
+            var peerCheck = new PmiPeerCheck(total);
+            pmi = new Pmi1Server(new PmiJobLayout($"kvs_{Id}", nodeOfRank, appnum) { Admission = peerCheck.Admit });
             pmi.Start(prep.PmiListenAddress);
             if (_spec.Timeout is { } timeout)
                 _ = Task.Delay(timeout, stopIo.Token).ContinueWith(t => { if (!t.IsCanceled) _events.Writer.TryWrite(new JobEvent.TimedOut()); },
                     TaskScheduler.Default);
 
             var envBuilder = new RankEnvironmentBuilder(_spec, Environment.GetEnvironmentVariables());
-            var startError = await StartRanksAsync(resolved, clones, prep, pmi, envBuilder, output, state, pumps, stopIo.Token, ct)
+            var startError = await StartRanksAsync(resolved, clones, prep, pmi, peerCheck, envBuilder, output, state, pumps, stopIo.Token, ct)
                 .ConfigureAwait(false);
             var ending = await SuperviseAsync(state, pmi.Events, startError).ConfigureAwait(false);
 
@@ -99,7 +100,7 @@ public sealed class Job
     }
 
     private async Task<string?> StartRanksAsync(List<ResolvedBlock> blocks, IReadOnlyList<IClone> clones, EnginePreparation prep,
-        Pmi1Server pmi, RankEnvironmentBuilder envBuilder, OutputRouter output, RankTable state, List<Task> pumps,
+        Pmi1Server pmi, PmiPeerCheck peerCheck, RankEnvironmentBuilder envBuilder, OutputRouter output, RankTable state, List<Task> pumps,
         CancellationToken ioToken, CancellationToken ct)
     {
         var localSize = clones.GroupBy(c => c.Identity.NodeId).ToDictionary(g => g.Key, g => g.Count());
@@ -125,6 +126,7 @@ public sealed class Job
                 {
                     return e.Message;
                 }
+                peerCheck.RankStarted(rank, process.HostPid);
                 state.Started(process);
                 var tag = _spec.Output.TagLines ? LineForwarder.TagFor(rank) : null;
                 pumps.Add(LineForwarder.ForwardAsync(process.StandardOutput, output.StdoutOf(rank), tag, ioToken));

@@ -170,6 +170,11 @@ internal sealed class PmiDispatcher : IAsyncDisposable
             await RejectAsync(s, $"a second connection claims to be rank {rank}").ConfigureAwait(false);
             return;
         }
+        if (_layout.Admission is { } admit && s.Local is { } local && s.Remote is { } remote && admit(local, remote, rank) is { } refusal)
+        {
+            await RejectAsync(s, $"connection claiming rank {rank} refused: {refusal}").ConfigureAwait(false);
+            return;
+        }
         s.Rank = rank;
         _ranks[rank] = s;
         await ReplyAsync(s, "initack").ConfigureAwait(false);

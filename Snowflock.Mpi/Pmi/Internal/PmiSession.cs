@@ -15,10 +15,14 @@ internal sealed class PmiSession : IAsyncDisposable
     {
         _socket = socket;
         _stream = new NetworkStream(socket, ownsSocket: true);
-        Peer = socket.RemoteEndPoint?.ToString() ?? "unknown peer";
+        Local = socket.LocalEndPoint as System.Net.IPEndPoint;
+        Remote = socket.RemoteEndPoint as System.Net.IPEndPoint;
+        Peer = Remote?.ToString() ?? "unknown peer";
     }
 
     public string Peer { get; }
+    public System.Net.IPEndPoint? Local { get; }
+    public System.Net.IPEndPoint? Remote { get; }
 
     /// <summary>Rank this connection identified as with <c>initack</c>; -1 until then.</summary>
     public int Rank { get; set; } = -1;
