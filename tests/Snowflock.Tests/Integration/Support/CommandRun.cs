@@ -21,13 +21,14 @@ internal sealed class CommandRun : IAsyncDisposable
     private readonly Task<byte[]> _stdout;
     private readonly Task<byte[]> _stderr;
     private readonly StringBuilder _seen = new();
+    private readonly StringBuilder _stderrSeen = new();
     private readonly SemaphoreSlim _lineArrived = new(0);
 
     private CommandRun(Process process, bool watchLines)
     {
         _process = process;
         _stdout = watchLines ? WatchAsync(process.StandardOutput.BaseStream) : ReadAllAsync(process.StandardOutput.BaseStream);
-        _stderr = ReadAllAsync(process.StandardError.BaseStream);
+        _stderr = watchLines ? WatchStderrAsync(process.StandardError.BaseStream) : ReadAllAsync(process.StandardError.BaseStream);
     }
 
     public int Pid => _process.Id;
@@ -124,6 +125,30 @@ internal sealed class CommandRun : IAsyncDisposable
             lock (_seen)
                 _seen.Append(Encoding.UTF8.GetString(buf, 0, n));
             _lineArrived.Release();
+        }
+        return all.ToArray();
+    }
+
+    /// <summary>What the command wrote to stderr so far (only with watchLines).</summary>
+    public string StderrSoFar
+    {
+        get
+        {
+            lock (_stderrSeen)
+                return _stderrSeen.ToString();
+        }
+    }
+
+    private async Task<byte[]> WatchStderrAsync(Stream s)
+    {
+        var all = new MemoryStream();
+        var buf = new byte[8192];
+        int n;
+        while ((n = await s.ReadAsync(buf)) > 0)
+        {
+            all.Write(buf, 0, n);
+            lock (_stderrSeen)
+                _stderrSeen.Append(Encoding.UTF8.GetString(buf, 0, n));
         }
         return all.ToArray();
     }
