@@ -118,6 +118,7 @@ public sealed class Job
                 IRankProcess process;
                 try
                 {
+                    FaultInjection.BeforeRankStart(rank);
                     process = await clone.StartRankAsync(
                         new RankStart(rank, executable, block.Block.Arguments, envBuilder.For(block.Block, wiring), wdir), ct)
                         .ConfigureAwait(false);

@@ -81,3 +81,73 @@ public sealed class FailureTests
         Assert.Contains("timed out", r.Err);
     }
 }
+
+/// <summary>A rank that cannot be started fails the job with the engine's error, and the ranks
+/// already running are torn down.</summary>
+[Trait("Engine", "process")]
+[Trait("Area", "integration")]
+public sealed class StartFailureTests
+{
+    [Theory]
+    [InlineData(0)]
+    [InlineData(3)]
+    [InlineData(7)]
+    public async Task A_rank_that_cannot_start_ends_the_job_and_the_started_ranks_die(int failingRank)
+    {
+        var tag = Leaks.NewTag();
+        var r = await CommandRun.RunAsync(Repo.Sfrun, [.. Leaks.TagArgs(tag), "-np", "8", Repo.TestProgram("sleeper")],
+            env: new Dictionary<string, string> { ["SFRUN_INJECT_FAULT"] = $"rank-start:{failingRank}" });
+        Assert.Equal(255, r.ExitCode);
+        Assert.Contains($"sfrun: rank {failingRank}: could not start", r.Err);
+        await Leaks.AssertNoneAsync(tag);
+    }
+}
+
+/// <summary>A rank that speaks garbage on its PMI connection fails its job with a clear message;
+/// sfrun itself stays up to tear the job down.</summary>
+[Trait("Engine", "process")]
+[Trait("Area", "integration")]
+public sealed class ProtocolViolationTests
+{
+    [Fact]
+    public async Task A_rank_sending_a_malformed_PMI_line_fails_the_job_with_255()
+    {
+        var tag = Leaks.NewTag();
+        // Rank 1 identifies itself properly, then sends a line that is not PMI; rank 0 just waits.
+        const string rank = """
+            import os, socket, time
+            if os.environ['PMI_RANK'] == '1':
+                host, port = os.environ['PMI_PORT'].rsplit(':', 1)
+                s = socket.create_connection((host, int(port)))
+                s.sendall(b'cmd=initack pmiid=' + os.environ['PMI_ID'].encode() + b'\n')
+                s.recv(200)
+                s.sendall(b'this is not pmi\n')
+            time.sleep(60)
+            """;
+        var r = await CommandRun.SfrunAsync([.. Leaks.TagArgs(tag), "-np", "2", "/usr/bin/python3", "-c", rank]);
+        Assert.Equal(255, r.ExitCode);
+        Assert.Contains("sfrun: rank 1 (pid ", r.Err);
+        Assert.Contains("broke the PMI protocol: line does not start with cmd=", r.Err);
+        await Leaks.AssertNoneAsync(tag);
+    }
+
+    [Fact]
+    public async Task SFRUN_LOG_writes_the_log_to_a_file()
+    {
+        var log = Path.Combine(Path.GetTempPath(), $"sftest-log-{Guid.NewGuid():N}.txt");
+        try
+        {
+            var r = await CommandRun.RunAsync(Repo.Sfrun, ["-np", "2", Repo.Example("hello")],
+                env: new Dictionary<string, string> { ["SFRUN_LOG"] = log });
+            Assert.Equal(0, r.ExitCode);
+            Assert.Equal("", r.Err);
+            var text = await File.ReadAllTextAsync(log);
+            Assert.Contains("PMI server listening on", text);
+            Assert.Contains("torn down", text);
+        }
+        finally
+        {
+            File.Delete(log);
+        }
+    }
+}

@@ -7,6 +7,7 @@ namespace Snowflock.Tests.Unit;
 /// hundreds of complete jobs through it in this process and check that nothing accumulates —
 /// open file descriptors, threads, or managed memory.</summary>
 [Trait("Area", "unit")]
+[Collection(SerialCollection.Name)]
 public sealed class PmiServerSoakTests
 {
     private const int Jobs = 400, RanksPerJob = 4;

@@ -73,6 +73,7 @@ internal sealed class LocalRankProcess : IRankProcess
 
     public int Rank { get; }
     public string Location { get; }
+    public int? HostPid => _pid;
     public Stream StandardInput => _process.StandardInput.BaseStream;
     public Stream StandardOutput => _process.StandardOutput.BaseStream;
     public Stream StandardError => _process.StandardError.BaseStream;
