@@ -8,7 +8,7 @@ namespace Snowflock.Tests.Unit;
 [Trait("Area", "unit")]
 public sealed class OutputRouterTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("sfrun-unit-").FullName;
+    private readonly string _dir = Directory.CreateTempSubdirectory("sftest-unit-").FullName;
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
