@@ -10,4 +10,5 @@ internal abstract record JobEvent
     public sealed record Pmi(PmiEvent Event) : JobEvent;
     public sealed record SignalReceived(int Signal) : JobEvent;
     public sealed record TimedOut : JobEvent;
+    public sealed record GraceExpired : JobEvent;
 }
