@@ -24,7 +24,11 @@ public interface IEngine : IAsyncDisposable
 }
 
 /// <summary>What the master holds warm: the programs the ranks will run.</summary>
-public sealed record WarmMasterSpec(string JobId, IReadOnlyList<string> Executables);
+public sealed record WarmMasterSpec(string JobId, IReadOnlyList<string> Executables)
+{
+    /// <summary>False (<c>--no-warm</c>): no warm master, every rank starts cold from its executable.</summary>
+    public bool Warm { get; init; } = true;
+}
 
 /// <summary>How ranks inside clones reach the launcher: bind the PMI server on
 /// <paramref name="PmiListenAddress"/>, and tell ranks to connect to <paramref name="PmiHostForClones"/>.</summary>

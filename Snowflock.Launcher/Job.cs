@@ -15,8 +15,11 @@ public sealed class Job
 {
     private static readonly Logger Log = LogManager.GetLogger("Snowflock.Launcher");
 
-    private readonly JobSpec _spec;
+    private JobSpec _spec;
     private readonly Stream _stdin, _stdout, _stderr;
+    /// <summary>How long the job waits for killed ranks to be reaped before it ends anyway.</summary>
+    private static readonly TimeSpan KillGrace = TimeSpan.FromSeconds(10);
+
     private readonly Channel<JobEvent> _events = Channel.CreateUnbounded<JobEvent>();
 
     public Job(JobSpec spec, Stream stdin, Stream stdout, Stream stderr)
@@ -39,7 +42,9 @@ public sealed class Job
     /// <see cref="EngineUnavailableException"/>); every later failure is a <see cref="JobResult"/>.</summary>
     public async Task<JobResult> RunAsync(CancellationToken ct)
     {
+        (_spec, _) = PlacementPlan.Apply(_spec, Environment.GetEnvironmentVariable);
         var total = _spec.TotalRanks;
+        var timeline = new Timeline(total);
         var resolved = ResolveBlocks();
         await using var output = await OutputRouter.OpenAsync(_spec.Output, total, _stdout, _stderr).ConfigureAwait(false);
         await using var engine = EngineCatalog.Create(_spec.Engine);
@@ -49,9 +54,11 @@ public sealed class Job
         using var stopIo = new CancellationTokenSource();
         try
         {
-            var prep = await engine.PrepareAsync(new WarmMasterSpec(Id, resolved.Select(b => b.Executable).Distinct().ToList()), ct)
+            var prep = await engine.PrepareAsync(new WarmMasterSpec(Id, resolved.Select(b => b.Executable).Distinct().ToList()) { Warm = _spec.Warm }, ct)
                 .ConfigureAwait(false);
+            timeline.Mark("clones requested");
             var clones = await engine.CloneAsync(total, ct).ConfigureAwait(false);
+            timeline.Mark("clones running");
             var nodeOfRank = clones.Select(c => c.Identity.NodeId).ToArray();
             var appnum = resolved.SelectMany((b, i) => Enumerable.Repeat(i, b.Block.Ranks)).ToArray();
             var peerCheck = new PmiPeerCheck(total);
@@ -62,12 +69,14 @@ public sealed class Job
                     TaskScheduler.Default);
 
             var envBuilder = new RankEnvironmentBuilder(_spec, Environment.GetEnvironmentVariables());
-            var startError = await StartRanksAsync(resolved, clones, prep, pmi, peerCheck, envBuilder, output, state, pumps, stopIo.Token, ct)
+            var startError = await StartRanksAsync(resolved, clones, prep, pmi, peerCheck, envBuilder, output, state, timeline, pumps, stopIo.Token, ct)
                 .ConfigureAwait(false);
-            var ending = await SuperviseAsync(state, pmi.Events, startError).ConfigureAwait(false);
+            var ending = await SuperviseAsync(state, timeline, pmi.Events, startError).ConfigureAwait(false);
 
             // Ranks are gone; their pipes close unless a grandchild holds them. Don't wait forever.
             await Task.WhenAny(Task.WhenAll(pumps), Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None)).ConfigureAwait(false);
+            if (_spec.TimelinePath is { } timelinePath)
+                WriteTimeline(timelinePath, timeline, ending);
             return new JobResult(ExitCodeRule.ExitCode(ending), ExitCodeRule.Report(ending, total), state.Exits());
         }
         finally
@@ -75,6 +84,8 @@ public sealed class Job
             stopIo.Cancel();
             state.KillAll();
             await engine.TeardownAsync(CancellationToken.None).ConfigureAwait(false);
+            foreach (var block in resolved)
+                block.Mpi.Dispose();
             if (pmi is not null)
                 await pmi.DisposeAsync().ConfigureAwait(false);
             await Task.WhenAll(pumps).ConfigureAwait(false);
@@ -82,27 +93,45 @@ public sealed class Job
         }
     }
 
-    private sealed record ResolvedBlock(ProgramBlock Block, string Executable, string WorkingDirectory);
+    private void WriteTimeline(string path, Timeline timeline, JobEnding ending)
+    {
+        var title = $"sfrun job {Id}: {string.Join(" : ", _spec.Blocks.Select(b => $"-np {b.Ranks} {Path.GetFileName(b.Program)}"))}"
+            + (ExitCodeRule.Report(ending, _spec.TotalRanks) is { } report ? $" \u2014 {report}" : "");
+        try
+        {
+            TimelineWriter.Write(path, timeline, title);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Log.ForWarnEvent().Message("cannot write the timeline {Path}: {Error}", path, e.Message).Property("EventName", "TimelineFailed").Log();
+        }
+    }
+
+    /// <param name="Mpi">What the program's MPI library needs beyond the PMI wiring (<see cref="MpiFlavor"/>).</param>
+    private sealed record ResolvedBlock(ProgramBlock Block, string Executable, string WorkingDirectory, MpiSetup Mpi);
 
     private List<ResolvedBlock> ResolveBlocks()
     {
         var cwd = Directory.GetCurrentDirectory();
         var list = new List<ResolvedBlock>();
+        var mpiScratch = new MpiScratch(Id); // one per job, made only if an Open MPI rank starts
         foreach (var block in _spec.Blocks)
         {
             var wdir = block.WorkingDirectory is { } w ? Path.GetFullPath(w, cwd) : cwd;
             if (!Directory.Exists(wdir))
                 throw new PlacementException($"-wdir {block.WorkingDirectory}: no such directory");
             var path = _spec.GlobalEnvironment.TryGetValue("PATH", out var p) ? p : Environment.GetEnvironmentVariable("PATH");
-            list.Add(new ResolvedBlock(block, ProgramResolver.Resolve(block.Program, wdir, path), wdir));
+            var executable = ProgramResolver.Resolve(block.Program, wdir, path);
+            list.Add(new ResolvedBlock(block, executable, wdir, MpiFlavor.SetupFor(executable, Id, mpiScratch)));
         }
         return list;
     }
 
     private async Task<string?> StartRanksAsync(List<ResolvedBlock> blocks, IReadOnlyList<IClone> clones, EnginePreparation prep,
-        Pmi1Server pmi, PmiPeerCheck peerCheck, RankEnvironmentBuilder envBuilder, OutputRouter output, RankTable state, List<Task> pumps,
+        Pmi1Server pmi, PmiPeerCheck peerCheck, RankEnvironmentBuilder envBuilder, OutputRouter output, RankTable state, Timeline timeline, List<Task> pumps,
         CancellationToken ioToken, CancellationToken ct)
     {
+        var progress = new StartProgress(state.Count, timeline, Console.Error);
         var localSize = clones.GroupBy(c => c.Identity.NodeId).ToDictionary(g => g.Key, g => g.Count());
         var localRank = new Dictionary<int, int>();
         var rank = 0;
@@ -120,15 +149,19 @@ public sealed class Job
                 {
                     FaultInjection.BeforeRankStart(rank);
                     process = await clone.StartRankAsync(
-                        new RankStart(rank, executable, block.Block.Arguments, envBuilder.For(block.Block, wiring), wdir), ct)
+                        new RankStart(rank, executable, block.Block.Arguments,
+                            block.Mpi.ApplyTo(envBuilder.For(block.Block, wiring), localSize[node], Environment.ProcessorCount), wdir), ct)
                         .ConfigureAwait(false);
                 }
                 catch (RankStartException e)
                 {
+                    progress.Done();
                     return e.Message;
                 }
                 peerCheck.RankStarted(rank, process.HostPid);
                 state.Started(process);
+                timeline.Ranks[rank].Started = timeline.Now;
+                progress.Started(rank + 1);
                 var tag = _spec.Output.TagLines ? LineForwarder.TagFor(rank) : null;
                 pumps.Add(LineForwarder.ForwardAsync(process.StandardOutput, output.StdoutOf(rank), tag, ioToken));
                 pumps.Add(LineForwarder.ForwardAsync(process.StandardError, output.StderrOf(rank), tag, ioToken));
@@ -143,6 +176,7 @@ public sealed class Job
                     TaskScheduler.Default);
             }
         }
+        progress.Done();
         Log.ForDebugEvent().Message("job {JobId}: {Count} ranks started", Id, rank).Property("EventName", "RanksStarted").Log();
         return null;
     }
@@ -150,7 +184,7 @@ public sealed class Job
     /// <summary>The supervisor: reads events until every started rank has exited, and decides the
     /// job's ending from the first failure it sees. PMI events are taken before anything else: the
     /// server publishes a finalize before its ack, so a clean exit is never mistaken for a crash.</summary>
-    private async Task<JobEnding> SuperviseAsync(RankTable state, ChannelReader<PmiEvent> pmiEvents, string? startError)
+    private async Task<JobEnding> SuperviseAsync(RankTable state, Timeline timeline, ChannelReader<PmiEvent> pmiEvents, string? startError)
     {
         JobEnding? ending = null;
         var interrupts = 0;
@@ -166,9 +200,13 @@ public sealed class Job
                 return;
             ending = e;
             state.KillAll();
+            // SIGKILL cannot be refused, but a rank stuck in the kernel (D state, a hung NFS
+            // mount) is not reaped until it returns: bound the wait, as the job is decided.
+            _ = Task.Delay(KillGrace).ContinueWith(_ => _events.Writer.TryWrite(new JobEvent.GraceExpired()), TaskScheduler.Default);
         }
 
-        while (state.Running > 0)
+        var giveUp = false;
+        while (state.Running > 0 && !giveUp)
         {
             JobEvent? ev;
             if (pmiEvents.TryRead(out var pe))
@@ -182,6 +220,7 @@ public sealed class Job
             {
                 case JobEvent.RankExited(var rank, var exit):
                     state.Exited(rank, exit);
+                    (timeline.Ranks[rank].Exited, timeline.Ranks[rank].Exit) = (timeline.At(ev.At), exit.ToString());
                     Log.ForDebugEvent().Message("rank {Rank} ended: {Exit}", rank, exit).Property("EventName", "RankExited").Log();
                     if (ending is not null)
                         break;
@@ -192,9 +231,14 @@ public sealed class Job
                     break;
                 case JobEvent.Pmi(PmiRankInitialized i):
                     state.Initialized(i.Rank);
+                    timeline.Ranks[i.Rank].Initialized = timeline.At(i.At);
                     break;
                 case JobEvent.Pmi(PmiRankFinalized f):
                     state.Finalized(f.Rank);
+                    timeline.Ranks[f.Rank].Finalized = timeline.At(f.At);
+                    break;
+                case JobEvent.Pmi(PmiBarrierCompleted b):
+                    timeline.Mark($"PMI barrier {b.Epoch} complete", b.At);
                     break;
                 case JobEvent.Pmi(PmiAbortRequested a):
                     Fail(new JobEnding.Aborted(a.Rank, state.Location(a.Rank), a.ExitCode, a.Message));
@@ -218,6 +262,11 @@ public sealed class Job
                     break;
                 case JobEvent.TimedOut:
                     Fail(new JobEnding.TimedOut(_spec.Timeout ?? TimeSpan.Zero));
+                    break;
+                case JobEvent.GraceExpired:
+                    Log.ForWarnEvent().Message("{Count} ranks were not reaped {Grace} s after SIGKILL; leaving them to the engine's teardown",
+                        state.Running, KillGrace.TotalSeconds).Property("EventName", "KillGraceExpired").Log();
+                    giveUp = true;
                     break;
             }
         }

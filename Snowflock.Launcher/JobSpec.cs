@@ -22,6 +22,21 @@ public sealed record JobSpec
 
     public string Engine { get; init; } = Snowflock.Engine.EngineCatalog.Default;
 
+    /// <summary>Fork ranks from a warm master where the engine can (<c>--no-warm</c> turns it off).</summary>
+    public bool Warm { get; init; } = true;
+
+    /// <summary><c>-hosts</c>: hosts (and slots) to place ranks on; null: host file, batch allocation, or this host.</summary>
+    public string? HostList { get; init; }
+
+    /// <summary><c>-f</c>: a host file.</summary>
+    public string? HostFile { get; init; }
+
+    /// <summary><c>-ppn</c>: ranks per host, overriding the slot counts.</summary>
+    public int? PerNode { get; init; }
+
+    /// <summary><c>--timeline FILE</c>: write a per-rank timeline of the job (.svg, or .html).</summary>
+    public string? TimelinePath { get; init; }
+
     /// <summary>Ends the job (exit code 255 like hydra's MPIEXEC_TIMEOUT) after this long; null: never.</summary>
     public TimeSpan? Timeout { get; init; }
 
@@ -29,6 +44,7 @@ public sealed record JobSpec
 }
 
 /// <summary>One program and how many ranks run it, with its per-block options.</summary>
+/// <param name="Ranks">How many ranks run it; 0 when the user gave no <c>-n</c> (the launcher then uses the allocation's slots).</param>
 public sealed record ProgramBlock(int Ranks, string Program, IReadOnlyList<string> Arguments)
 {
     /// <summary><c>-env</c>: variables for this block only; they override <c>-genv</c>.</summary>

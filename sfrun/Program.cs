@@ -13,6 +13,11 @@ try
 {
     var invocation = SfrunCommandLine.Parse(args, Environment.GetEnvironmentVariable);
     verbosity = invocation.Verbosity;
+    if (invocation.Manual)
+    {
+        Console.Out.Write(ManPage.Render());
+        return 0;
+    }
     if (invocation.Help)
     {
         Console.Out.Write(HelpText.Usage());

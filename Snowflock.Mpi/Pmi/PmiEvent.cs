@@ -1,7 +1,17 @@
 namespace Snowflock.Mpi.Pmi;
 
 /// <summary>What the PMI server tells the job about its ranks, in the order it happened.</summary>
-public abstract record PmiEvent(int Rank);
+public abstract record PmiEvent(int Rank)
+{
+    /// <summary>When it happened (<see cref="System.Diagnostics.Stopwatch.GetTimestamp"/>), which
+    /// may be well before the job reads it.</summary>
+    public long At { get; init; } = System.Diagnostics.Stopwatch.GetTimestamp();
+
+    // Two events are the same event whatever instant they were taken at.
+    public virtual bool Equals(PmiEvent? other) => other is not null && EqualityContract == other.EqualityContract && Rank == other.Rank;
+
+    public override int GetHashCode() => HashCode.Combine(EqualityContract, Rank);
+}
 
 /// <summary>The rank identified itself (<c>initack</c>) and said <c>init</c>: it is inside MPI_Init.</summary>
 public sealed record PmiRankInitialized(int Rank) : PmiEvent(Rank);

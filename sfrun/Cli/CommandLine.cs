@@ -6,7 +6,7 @@ using Snowflock.Launcher;
 namespace Snowflock.Cli;
 
 /// <summary>What the user asked sfrun to do.</summary>
-internal sealed record Invocation(JobSpec? Job, bool Help, bool Version, int Verbosity);
+internal sealed record Invocation(JobSpec? Job, bool Help, bool Version, int Verbosity, bool Manual = false);
 
 /// <summary>argv → <see cref="Invocation"/>: the tokenizer splits blocks, CommandLineParser reads
 /// each block's options, and the result is checked and turned into a <see cref="JobSpec"/>.</summary>
@@ -41,6 +41,10 @@ internal static class SfrunCommandLine
         o.ErrfilePattern = One(o.ErrfilePattern);
         o.Timeout = One(o.Timeout);
         o.Engine = One(o.Engine);
+        o.Hosts = One(o.Hosts);
+        o.Timeline = One(o.Timeline);
+        o.HostFile = One(o.HostFile);
+        o.PerNode = One(o.PerNode);
         o.GlobalEnv = Many(o.GlobalEnv);
         o.BlockEnv = Many(o.BlockEnv);
         o.Export = Many(o.Export);
@@ -60,6 +64,8 @@ internal static class SfrunCommandLine
         var parsed = sections.Select(s => (Section: s, Options: ParseBlockOptions(s.OptionTokens))).ToList();
         var all = parsed.Select(p => p.Options).ToList();
         var verbosity = all.Any(o => o.VeryVerbose) ? 2 : all.Any(o => o.Verbose) ? 1 : 0;
+        if (all.Any(o => o.Man))
+            return new Invocation(null, false, false, verbosity, Manual: true);
         if (all.Any(o => o.Help))
             return new Invocation(null, true, false, verbosity);
         if (all.Any(o => o.Version))
@@ -116,6 +122,11 @@ internal static class SfrunCommandLine
             },
             PrintAllExitCodes = all.Any(o => o.PrintAllExitCodes),
             Engine = all.Select(o => o.Engine).LastOrDefault(e => e is not null) ?? Snowflock.Engine.EngineCatalog.Default,
+            Warm = !all.Any(o => o.NoWarm),
+            TimelinePath = all.Select(o => o.Timeline).LastOrDefault(t => t is not null),
+            HostList = all.Select(o => o.Hosts).LastOrDefault(h => h is not null),
+            HostFile = all.Select(o => o.HostFile).LastOrDefault(h => h is not null),
+            PerNode = all.Select(o => o.PerNode).LastOrDefault(p => p is not null) is { } ppn ? PositiveCount(ppn, "-ppn") : null,
             Timeout = timeoutText is null ? null : Timeout(timeoutText),
         }, false, false, verbosity);
     }
@@ -123,11 +134,16 @@ internal static class SfrunCommandLine
     private static int RankCount(string? text)
     {
         if (text is null)
-            return 1;
+            return 0; // not given: the launcher decides from the allocation, as mpiexec does
         if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) || n <= 0)
             throw new UsageException($"-np needs a positive whole number of ranks, got '{text}'");
         return n;
     }
+
+    private static int PositiveCount(string text, string option) =>
+        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0
+            ? n
+            : throw new UsageException($"{option} needs a positive whole number, got '{text}'");
 
     private static TimeSpan Timeout(string text)
     {

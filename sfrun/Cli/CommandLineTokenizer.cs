@@ -14,6 +14,7 @@ internal static class CommandLineTokenizer
 {
     public static IReadOnlyList<CommandSection> Split(IReadOnlyList<string> args)
     {
+        args = ExpandConfigFiles(args);
         var sections = new List<CommandSection>();
         var options = new List<string>();
         var i = 0;
@@ -49,6 +50,39 @@ internal static class CommandLineTokenizer
         if (options.Count > 0 || sections.Count == 0)
             sections.Add(new CommandSection(options, null, []));
         return sections;
+    }
+
+    /// <summary>Replaces <c>-configfile FILE</c> (before any program) with the blocks it holds.</summary>
+    private static IReadOnlyList<string> ExpandConfigFiles(IReadOnlyList<string> args)
+    {
+        var result = new List<string>();
+        for (var i = 0; i < args.Count; i++)
+        {
+            var a = args[i];
+            if (a is "-configfile" or "--configfile")
+            {
+                if (i + 1 >= args.Count)
+                    throw new UsageException($"option {a} needs FILE");
+                result.AddRange(ConfigFile.ReadAsArguments(args[++i]));
+                continue;
+            }
+            if (a.StartsWith("-configfile=", StringComparison.Ordinal) || a.StartsWith("--configfile=", StringComparison.Ordinal))
+            {
+                result.AddRange(ConfigFile.ReadAsArguments(a[(a.IndexOf('=') + 1)..]));
+                continue;
+            }
+            // Everything from the program on is the program's, -configfile included.
+            if (!a.StartsWith('-') || a == "--")
+            {
+                result.AddRange(args.Skip(i));
+                break;
+            }
+            result.Add(a);
+            if (OptionCatalog.Find(a.TrimStart('-').Split('=')[0]) is { Arity: > 0 } def && !a.Contains('='))
+                for (var k = 0; k < def.Arity && i + 1 < args.Count; k++)
+                    result.Add(args[++i]);
+        }
+        return result;
     }
 
     private static int TakeOption(IReadOnlyList<string> args, int i, List<string> into)

@@ -31,10 +31,17 @@ internal static class HelpText
         }
         sb.AppendLine();
         sb.AppendLine("environment: SFRUN_LOG=FILE writes the log to FILE; MPIEXEC_TIMEOUT=SECONDS as -timeout.");
-        sb.AppendLine("exit status: 0 if every rank exits 0; the code given to MPI_Abort; else the first failing");
-        sb.AppendLine("rank's exit code, or its signal number if a signal killed it (as MPICH's mpiexec); 1 if an");
-        sb.AppendLine("MPI rank exits 0 before MPI_Finalize; 255 for a timeout or a PMI protocol error;");
-        sb.AppendLine("128+N if sfrun itself got signal N; 2 for a command-line error; 127 if the program is missing.");
+        foreach (var line in ExitStatusLines)
+            sb.AppendLine(line);
         return sb.ToString();
     }
+
+    public static readonly string[] ExitStatusLines =
+    [
+        "exit status: 0 if every rank exits 0; the code given to MPI_Abort; else the first failing",
+        "rank's exit code, or its signal number if a signal killed it (as MPICH's mpiexec); 1 if an",
+        "MPI rank exits 0 before MPI_Finalize; 255 for a timeout, a PMI protocol error or a rank that",
+        "cannot start; 128+N if sfrun itself got signal N; 2 for a command-line error; 127 if the",
+        "program is missing; 1 for other bad input (host file, output file, -wdir, engine).",
+    ];
 }

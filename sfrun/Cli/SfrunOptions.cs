@@ -19,9 +19,15 @@ internal sealed class SfrunOptions
     [Option("errfile-pattern")] public string? ErrfilePattern { get; set; }
     [Option("print-all-exitcodes")] public bool PrintAllExitCodes { get; set; }
     [Option("timeout")] public string? Timeout { get; set; }
+    [Option("timeline")] public string? Timeline { get; set; }
     [Option("engine")] public string? Engine { get; set; }
+    [Option("hosts")] public string? Hosts { get; set; }
+    [Option("hostfile")] public string? HostFile { get; set; }
+    [Option("ppn")] public string? PerNode { get; set; }
+    [Option("no-warm")] public bool NoWarm { get; set; }
     [Option("verbose")] public bool Verbose { get; set; }
     [Option("vv")] public bool VeryVerbose { get; set; }
     [Option("version")] public bool Version { get; set; }
     [Option("help")] public bool Help { get; set; }
+    [Option("man")] public bool Man { get; set; }
 }

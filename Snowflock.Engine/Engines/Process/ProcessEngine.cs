@@ -8,15 +8,22 @@ namespace Snowflock.Engine.Engines.Process;
 /// <summary>
 /// The process engine: every clone is a slot on this host and every rank a local process, so
 /// all clones share one node (and MPICH's shared-memory transport). It needs nothing but Linux.
-/// The warm fork server (ranks forked from a master stopped before main) plugs in behind
-/// <see cref="ProcessClone.StartRankAsync"/> without the launcher seeing a difference.
+/// By default ranks are forked from a warm master — the program started once with the preloaded
+/// fork server native/warm/libsfwarm.so and stopped just before <c>main()</c> — and get the warm
+/// start-up state (<see cref="StartupHints"/>); where that cannot work they start cold, as
+/// with <c>--no-warm</c> or <c>SFRUN_WARM=0</c>. The launcher sees no difference.
 /// </summary>
 public sealed class ProcessEngine : IEngine
 {
     private static readonly Logger Log = LogManager.GetLogger("Snowflock.Engine.Process");
 
+    /// <summary>How long a master may take from exec to stopping before main() and connecting.</summary>
+    private static readonly TimeSpan ConnectWithin = TimeSpan.FromSeconds(5);
+
     private readonly List<ProcessClone> _clones = [];
     private readonly object _gate = new();
+    private WarmMasters? _warm;
+    private StartupHints _hints = StartupHints.None;
 
     public string Name => "process";
 
@@ -25,9 +32,32 @@ public sealed class ProcessEngine : IEngine
         // Ranks may start children of their own; as subreaper sfrun inherits them when a rank
         // dies, and teardown kills them too.
         Posix.BecomeSubreaper();
-        Log.ForDebugEvent().Message("job {JobId}: process engine ready for {Count} program(s)", master.JobId, master.Executables.Count)
+        if (WarmWanted(master) is { } library)
+        {
+            _warm = new WarmMasters(master.JobId, library, ConnectWithin);
+            if (Environment.GetEnvironmentVariable("SFRUN_WARM_HINTS") != "0")
+                _hints = StartupHints.ForOneHost();
+        }
+        Log.ForDebugEvent().Message("job {JobId}: process engine ready for {Count} program(s), warm fork {Warm}", master.JobId,
+                master.Executables.Count, _warm is null ? "off" : "on")
             .Property("EventName", "EnginePrepared").Log();
         return Task.FromResult(new EnginePreparation(IPAddress.Loopback, IPAddress.Loopback.ToString()));
+    }
+
+    /// <summary>libsfwarm.so if the job should fork from warm masters, else null (said why at -v).</summary>
+    private static string? WarmWanted(WarmMasterSpec master)
+    {
+        string? why = null;
+        if (!master.Warm)
+            why = "--no-warm";
+        else if (Environment.GetEnvironmentVariable("SFRUN_WARM") == "0")
+            why = "SFRUN_WARM=0";
+        else if (NativeLibraries.Find("libsfwarm.so") is { } library)
+            return library;
+        else
+            why = "libsfwarm.so not found (set SFRUN_NATIVE_DIR, or build native/ with scripts/setup)";
+        Log.ForDebugEvent().Message("warm fork off, ranks start cold: {Reason}", why).Property("EventName", "WarmForkUnavailable").Log();
+        return null;
     }
 
     public Task<IReadOnlyList<IClone>> CloneAsync(int count, CancellationToken ct)
@@ -38,7 +68,7 @@ public sealed class ProcessEngine : IEngine
         {
             for (var i = 0; i < count; i++)
             {
-                var clone = new ProcessClone(new CloneIdentity(_clones.Count, NodeId: 0, HostName: "localhost"));
+                var clone = new ProcessClone(new CloneIdentity(_clones.Count, NodeId: 0, HostName: "localhost"), _warm, _hints);
                 _clones.Add(clone);
                 made.Add(clone);
             }
@@ -52,6 +82,8 @@ public sealed class ProcessEngine : IEngine
         lock (_gate)
             clones = [.. _clones];
         await Task.WhenAll(clones.Select(c => c.DestroyAsync(ct))).ConfigureAwait(false);
+        if (_warm is { } warm)
+            await warm.DisposeAsync().ConfigureAwait(false);
         KillOrphans();
     }
 

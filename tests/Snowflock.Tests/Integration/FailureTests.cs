@@ -42,16 +42,6 @@ public sealed class FailureTests
         await Leaks.AssertNoneAsync(tag);
     }
 
-    [Theory]
-    [InlineData("segv")]
-    [InlineData("exit3")]
-    public async Task Exit_code_of_a_crash_matches_hydra_where_hydra_reports_one(string how)
-    {
-        var sf = await CommandRun.SfrunAsync("-np", "3", Repo.TestProgram("crash"), "1", how);
-        var hy = await CommandRun.RunAsync(Repo.Hydra, ["-np", "3", Repo.TestProgram("crash"), "1", how]);
-        Assert.Equal(hy.ExitCode, sf.ExitCode);
-    }
-
     [Fact]
     public async Task Print_all_exitcodes_lists_every_rank()
     {

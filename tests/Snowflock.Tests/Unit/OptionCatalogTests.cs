@@ -21,7 +21,7 @@ public sealed class OptionCatalogTests
     public void Every_catalog_option_has_an_SfrunOptions_property()
     {
         var properties = OptionProperties();
-        foreach (var def in OptionCatalog.All)
+        foreach (var def in OptionCatalog.Parsed)
             Assert.True(properties.ContainsKey(def.Canonical),
                 $"option -{def.Names[0]} (canonical '{def.Canonical}') has no [Option(\"{def.Canonical}\")] on SfrunOptions");
     }
@@ -29,17 +29,17 @@ public sealed class OptionCatalogTests
     [Fact]
     public void Every_SfrunOptions_property_is_in_the_catalog()
     {
-        var canonical = OptionCatalog.All.Select(d => d.Canonical).ToHashSet(StringComparer.Ordinal);
+        var canonical = OptionCatalog.Parsed.Select(d => d.Canonical).ToHashSet(StringComparer.Ordinal);
         foreach (var (longName, property) in OptionProperties())
-            Assert.True(canonical.Contains(longName), $"SfrunOptions.{property.Name} ('{longName}') is not in OptionCatalog.All");
-        Assert.Equal(OptionCatalog.All.Count, OptionProperties().Count);
+            Assert.True(canonical.Contains(longName), $"SfrunOptions.{property.Name} ('{longName}') is not in OptionCatalog.Parsed");
+        Assert.Equal(OptionCatalog.Parsed.Count, OptionProperties().Count);
     }
 
     [Fact]
     public void Property_types_fit_the_arity()
     {
         var properties = OptionProperties();
-        foreach (var def in OptionCatalog.All)
+        foreach (var def in OptionCatalog.Parsed)
         {
             var type = properties[def.Canonical].PropertyType;
             if (def.Arity == 0)
@@ -53,9 +53,9 @@ public sealed class OptionCatalogTests
     [Fact]
     public void Every_name_is_found_and_names_are_unique()
     {
-        var names = OptionCatalog.All.SelectMany(d => d.Names).ToList();
+        var names = OptionCatalog.Parsed.SelectMany(d => d.Names).ToList();
         Assert.Equal(names.Count, names.Distinct(StringComparer.Ordinal).Count());
-        foreach (var def in OptionCatalog.All)
+        foreach (var def in OptionCatalog.Parsed)
             foreach (var name in def.Names)
                 Assert.Same(def, OptionCatalog.Find(name));
         Assert.Null(OptionCatalog.Find("no-such-option"));
@@ -65,7 +65,7 @@ public sealed class OptionCatalogTests
     [Fact]
     public void Every_option_is_accepted_by_the_parser_with_one_or_two_dashes()
     {
-        foreach (var def in OptionCatalog.All)
+        foreach (var def in OptionCatalog.Parsed)
         {
             var values = Enumerable.Repeat("1", def.Arity).ToArray();
             foreach (var name in def.Names)
@@ -73,7 +73,7 @@ public sealed class OptionCatalogTests
                 {
                     var args = new[] { dashes + name }.Concat(values).Append("./a").ToArray();
                     var invocation = SfrunCommandLine.Parse(args, _ => null);
-                    Assert.True(invocation.Job is not null || invocation.Help || invocation.Version, string.Join(' ', args));
+                    Assert.True(invocation.Job is not null || invocation.Help || invocation.Version || invocation.Manual, string.Join(' ', args));
                 }
         }
     }
@@ -82,7 +82,7 @@ public sealed class OptionCatalogTests
     public void Usage_mentions_every_option_name()
     {
         var usage = HelpText.Usage();
-        foreach (var name in OptionCatalog.All.SelectMany(d => d.Names))
+        foreach (var name in OptionCatalog.Parsed.SelectMany(d => d.Names))
             Assert.True(Regex.IsMatch(usage, $@"(?<![\w-])-{Regex.Escape(name)}(?![\w-])"), $"--help does not mention -{name}");
     }
 
@@ -90,7 +90,7 @@ public sealed class OptionCatalogTests
     public void Usage_mentions_what_each_option_is_like_and_its_help()
     {
         var usage = HelpText.Usage();
-        foreach (var def in OptionCatalog.All)
+        foreach (var def in OptionCatalog.Parsed)
         {
             Assert.Contains(def.Help, usage);
             Assert.Contains(def.Equivalent, usage);

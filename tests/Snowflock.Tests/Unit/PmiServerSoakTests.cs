@@ -69,8 +69,10 @@ public sealed class PmiServerSoakTests
         GC.Collect();
         // Sockets close asynchronously; give the runtime a moment before counting.
         await Task.Delay(200);
-        Assert.InRange(OpenFds(), 0, fds + 2);
-        Assert.InRange(Process.GetCurrentProcess().Threads.Count, 0, threads + 4);
-        Assert.InRange(GC.GetTotalMemory(forceFullCollection: true), 0, memory + 4 * 1024 * 1024);
+        // A leak would grow with the 400 jobs (1,600 connections); the slack only absorbs the
+        // runtime's own thread-pool and GC churn on a loaded 2-core machine.
+        Assert.InRange(OpenFds(), 0, fds + 8);
+        Assert.InRange(Process.GetCurrentProcess().Threads.Count, 0, threads + 24);
+        Assert.InRange(GC.GetTotalMemory(forceFullCollection: true), 0, memory + 16 * 1024 * 1024);
     }
 }

@@ -52,9 +52,10 @@ public sealed class SfrunCommandLineTests
     }
 
     [Fact]
-    public void Without_np_one_rank_runs()
+    public void Without_np_the_count_is_left_to_the_launcher()
     {
-        Assert.Equal(1, Assert.Single(Job("./a").Blocks).Ranks);
+        // 0 = not given: the launcher takes the allocation's slot count (1 on a bare host).
+        Assert.Equal(0, Assert.Single(Job("./a").Blocks).Ranks);
     }
 
     [Fact]

@@ -4,26 +4,37 @@ using SysProcess = System.Diagnostics.Process;
 
 namespace Snowflock.Engine.Engines.Process.Internal;
 
-/// <summary>A slot on the local host; the ranks it starts are its children until teardown.</summary>
-internal sealed class ProcessClone(CloneIdentity identity) : IClone
+/// <summary>A slot on the local host. Its ranks are forked from the program's warm master when
+/// there is one (<paramref name="warm"/>), else started cold as children of sfrun; either way they
+/// live until teardown. <paramref name="hints"/> adds the warm start-up state to each rank.</summary>
+internal sealed class ProcessClone(CloneIdentity identity, WarmMasters? warm, StartupHints hints) : IClone
 {
-    private readonly List<LocalRankProcess> _ranks = [];
+    private readonly List<IRankProcess> _ranks = [];
 
     public CloneIdentity Identity { get; } = identity;
 
-    public Task<IRankProcess> StartRankAsync(RankStart start, CancellationToken ct)
+    public async Task<IRankProcess> StartRankAsync(RankStart start, CancellationToken ct)
     {
         ct.ThrowIfCancellationRequested();
-        var psi = new System.Diagnostics.ProcessStartInfo(start.Executable)
-        {
-            UseShellExecute = false,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = start.WorkingDirectory,
-        };
-        foreach (var arg in start.Arguments)
-            psi.ArgumentList.Add(arg);
+        start = start with { Environment = hints.ApplyTo(start.Environment) };
+        IRankProcess rank;
+        if (warm is not null && await warm.ForAsync(start, ct).ConfigureAwait(false) is { } master)
+            rank = await master.ForkAsync(start, Identity.HostName, ct).ConfigureAwait(false);
+        else
+            rank = await StartColdAsync(start).ConfigureAwait(false);
+        lock (_ranks)
+            _ranks.Add(rank);
+        return rank;
+    }
+
+    private async Task<LocalRankProcess> StartColdAsync(RankStart start)
+    {
+        var psi = ColdStarter.StartInfo(start.Executable, start.Arguments);
+        psi.UseShellExecute = false;
+        psi.RedirectStandardInput = true;
+        psi.RedirectStandardOutput = true;
+        psi.RedirectStandardError = true;
+        psi.WorkingDirectory = start.WorkingDirectory;
         psi.Environment.Clear();
         foreach (var (name, value) in start.Environment)
             psi.Environment[name] = value;
@@ -31,22 +42,20 @@ internal sealed class ProcessClone(CloneIdentity identity) : IClone
         SysProcess process;
         try
         {
-            process = SysProcess.Start(psi) ?? throw new RankStartException($"rank {start.Rank}: {start.Executable} did not start");
+            process = await ColdStarter.StartAsync(psi).ConfigureAwait(false)
+                ?? throw new RankStartException($"rank {start.Rank}: {start.Executable} did not start");
         }
         catch (Win32Exception e)
         {
             throw new RankStartException($"rank {start.Rank}: cannot execute {start.Executable}: {e.Message}", e);
         }
-        var rank = new LocalRankProcess(start.Rank, process, Identity.HostName);
-        lock (_ranks)
-            _ranks.Add(rank);
-        return Task.FromResult<IRankProcess>(rank);
+        return new LocalRankProcess(start.Rank, process, Identity.HostName);
     }
 
     /// <summary>Kills every rank still running and reaps it: nothing of the clone survives.</summary>
     public async Task DestroyAsync(CancellationToken ct)
     {
-        LocalRankProcess[] ranks;
+        IRankProcess[] ranks;
         lock (_ranks)
             ranks = [.. _ranks];
         foreach (var r in ranks)

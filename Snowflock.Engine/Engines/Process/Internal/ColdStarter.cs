@@ -1,0 +1,61 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using SysProcess = System.Diagnostics.Process;
+
+namespace Snowflock.Engine.Engines.Process.Internal;
+
+/// <summary>
+/// Starts ranks cold (exec'd, not forked from a warm master) so that they die with sfrun even
+/// when sfrun is SIGKILLed: through native/warm's sfwarm-exec, which sets PR_SET_PDEATHSIG before
+/// exec'ing the program. The kernel sends that signal when the parent *thread* ends, and .NET
+/// forks on the calling thread, so every start happens on one dedicated thread that lives as
+/// long as sfrun. Without sfwarm-exec, ranks start directly (and outlive a SIGKILLed sfrun).
+/// </summary>
+internal static class ColdStarter
+{
+    private static readonly string? Guard = NativeLibraries.Find("sfwarm-exec");
+    private static readonly BlockingCollection<(ProcessStartInfo Psi, TaskCompletionSource<SysProcess?> Done)> Requests = new();
+    private static readonly Lazy<Thread> Starter = new(() =>
+    {
+        var thread = new Thread(Serve) { IsBackground = true, Name = "sfrun cold rank starter" };
+        thread.Start();
+        return thread;
+    });
+
+    /// <summary>A start of <paramref name="executable"/>, through the guard when there is one.</summary>
+    public static ProcessStartInfo StartInfo(string executable, IEnumerable<string> arguments)
+    {
+        var psi = new ProcessStartInfo(Guard ?? executable);
+        if (Guard is not null)
+        {
+            psi.ArgumentList.Add(Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            psi.ArgumentList.Add(executable);
+        }
+        foreach (var arg in arguments)
+            psi.ArgumentList.Add(arg);
+        return psi;
+    }
+
+    public static Task<SysProcess?> StartAsync(ProcessStartInfo psi)
+    {
+        _ = Starter.Value;
+        var done = new TaskCompletionSource<SysProcess?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Requests.Add((psi, done));
+        return done.Task;
+    }
+
+    private static void Serve()
+    {
+        foreach (var (psi, done) in Requests.GetConsumingEnumerable())
+        {
+            try
+            {
+                done.SetResult(SysProcess.Start(psi));
+            }
+            catch (Exception e)
+            {
+                done.SetException(e);
+            }
+        }
+    }
+}

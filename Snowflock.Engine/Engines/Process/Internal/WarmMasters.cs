@@ -1,0 +1,172 @@
+using NLog;
+
+namespace Snowflock.Engine.Engines.Process.Internal;
+
+/// <summary>
+/// The warm masters of one job: one per distinct program (executable and arguments, so MPMD
+/// blocks each get their own), started on the first rank that needs it. Each connects through a
+/// socket in a per-job 0700 directory that exists only while a master is connecting (teardown
+/// removes it in any case). Where a program cannot be a master, says why once at -v and answers
+/// null: that program's ranks start cold.
+/// </summary>
+internal sealed class WarmMasters : IAsyncDisposable
+{
+    private static readonly Logger Log = LogManager.GetLogger("Snowflock.Engine.Process");
+
+    /// <summary>Variables that differ between ranks: kept out of the master's environment (a master
+    /// that ran main() by mistake must not join the job) and sent last to each clone.</summary>
+    private static readonly HashSet<string> PerRank = new(StringComparer.Ordinal)
+    {
+        "PMI_FD", "PMI_PORT", "PMI_ID", "PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID", "MPI_LOCALNRANKS", "MPI_APPNUM", "PMI_SPAWNED",
+    };
+
+    private readonly string _jobId;
+    private readonly string _library;
+    private readonly TimeSpan _connectWithin;
+    private readonly Dictionary<string, Task<WarmMaster?>> _masters = new(StringComparer.Ordinal);
+    private readonly object _gate = new();
+    private string? _directory;
+    private bool _disposed;
+
+    public WarmMasters(string jobId, string library, TimeSpan connectWithin)
+    {
+        _jobId = jobId;
+        _library = library;
+        _connectWithin = connectWithin;
+    }
+
+    /// <summary>The master for <paramref name="start"/>'s program, started if needed; null: start it cold.</summary>
+    public Task<WarmMaster?> ForAsync(RankStart start, CancellationToken ct)
+    {
+        var key = start.Executable + "\0" + string.Join("\0", start.Arguments);
+        lock (_gate)
+        {
+            if (_disposed)
+                return Task.FromResult<WarmMaster?>(null);
+            if (!_masters.TryGetValue(key, out var master))
+            {
+                master = StartAsync(start, _masters.Count, ct);
+                _masters[key] = master;
+            }
+            return master;
+        }
+    }
+
+    private async Task<WarmMaster?> StartAsync(RankStart first, int index, CancellationToken ct)
+    {
+        if (WarmEligibility.WhyNot(first.Executable) is { } why)
+            return Cold(first.Executable, why);
+        try
+        {
+            var socket = Path.Combine(Directory(), $"m{index}.sock");
+            var env = first.Environment.Where(kv => !PerRank.Contains(kv.Key)).ToDictionary(StringComparer.Ordinal);
+            // Room for each clone's own environment in the area /proc/PID/environ shows (libsfwarm
+            // rewrites it there when it fits): the per-rank variables plus some slack.
+            env["SFWARM_PAD"] = new string('.', 4096);
+            var master = await WarmMaster.StartAsync(_library, socket, first, env, _connectWithin, ct).ConfigureAwait(false);
+            Log.ForDebugEvent().Message("warm master {Pid} of {Program} is ready", master.Pid, first.Executable)
+                .Property("EventName", "WarmMasterReady").Log();
+            return master;
+        }
+        catch (Exception e) when (e is WarmUnavailableException or IOException or UnauthorizedAccessException)
+        {
+            return Cold(first.Executable, e.Message);
+        }
+        finally
+        {
+            // The socket is only needed until the master connects: with the directory gone at
+            // once, even a job whose sfrun and masters were all SIGKILLed leaves nothing behind.
+            RemoveDirectory();
+        }
+    }
+
+    private void RemoveDirectory()
+    {
+        lock (_gate)
+        {
+            if (_directory is null)
+                return;
+            try
+            {
+                System.IO.Directory.Delete(_directory, recursive: true);
+            }
+            catch (DirectoryNotFoundException)
+            {
+                // The master removed it as it exited.
+            }
+            try
+            {
+                // The per-user parent too, unless another job is using it.
+                System.IO.Directory.Delete(Path.GetDirectoryName(_directory)!);
+            }
+            catch (IOException)
+            {
+            }
+            _directory = null;
+        }
+    }
+
+    /// <summary>The clone's environment in the order the master got it, per-rank variables last:
+    /// strings that library constructors may have kept pointers to stay where they were.</summary>
+    public static IEnumerable<KeyValuePair<string, string>> CloneEnvironment(IReadOnlyDictionary<string, string> environment) =>
+        environment.Where(kv => !PerRank.Contains(kv.Key)).Concat(environment.Where(kv => PerRank.Contains(kv.Key)));
+
+    private static WarmMaster? Cold(string program, string why)
+    {
+        Log.ForDebugEvent().Message("warm fork off for {Program}, ranks start cold: {Reason}", program, why)
+            .Property("EventName", "WarmForkUnavailable").Log();
+        return null;
+    }
+
+    /// <summary>The job's socket directory, mode 0700: $XDG_RUNTIME_DIR/sfrun/JOB or /tmp/sfrun-UID/JOB.</summary>
+    private string Directory()
+    {
+        lock (_gate)
+        {
+            if (_directory is not null)
+                return _directory;
+            if (!OperatingSystem.IsLinux())
+                throw new IOException("warm fork needs Linux");
+            var runtime = Environment.GetEnvironmentVariable("XDG_RUNTIME_DIR");
+            var parent = runtime is { Length: > 0 } && System.IO.Directory.Exists(runtime)
+                ? Path.Combine(runtime, "sfrun")
+                : Path.Combine(Path.GetTempPath(), $"sfrun-{WarmSyscalls.GetUid()}");
+            const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+            System.IO.Directory.CreateDirectory(parent, Private);
+            var info = new DirectoryInfo(parent);
+            // A shared /tmp: the parent must be a real directory that only this user can enter.
+            if (info.LinkTarget is not null || (File.GetUnixFileMode(parent) & ~Private) != 0)
+                throw new IOException($"{parent} is a link or open to other users; remove it");
+            var dir = Path.Combine(parent, _jobId);
+            System.IO.Directory.CreateDirectory(dir, Private);
+            _directory = dir;
+            return dir;
+        }
+    }
+
+    /// <summary>Ends every master (each kills and reaps its clones) and removes the socket directory.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        Task<WarmMaster?>[] masters;
+        lock (_gate)
+        {
+            _disposed = true;
+            masters = [.. _masters.Values];
+        }
+        foreach (var task in masters)
+        {
+            WarmMaster? master;
+            try
+            {
+                master = await task.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                continue;
+            }
+            if (master is not null)
+                await master.DisposeAsync().ConfigureAwait(false);
+        }
+        RemoveDirectory();
+    }
+}

@@ -1,0 +1,131 @@
+using System.Text;
+
+namespace Snowflock.Launcher.Internal;
+
+/// <summary>Which MPI library a program links against, read from its <c>DT_NEEDED</c> entries.</summary>
+internal enum MpiLibrary
+{
+    /// <summary>Not an MPI program, or not one sfrun recognises (a script, a static binary).</summary>
+    None,
+
+    /// <summary>MPICH's ABI (<c>libmpich.so.12</c>): speaks PMI-1 to sfrun by itself.</summary>
+    Mpich,
+
+    /// <summary>Open MPI 4.x (<c>libmpi.so.40</c>): reaches sfrun through its flux pmix component and libsfpmi.</summary>
+    OpenMpi,
+}
+
+/// <summary>
+/// The environment a rank needs beyond the PMI wiring, by the MPI its program links against.
+/// Open MPI 4.1 has no PMI-1 client of its own; its <c>flux</c> pmix component qualifies when
+/// <c>FLUX_JOB_ID</c> is set (a number: it becomes the Open MPI job id) and dlopens the PMI-1
+/// library named by <c>FLUX_PMI_LIBRARY_PATH</c> — sfrun's libsfpmi.so. Its schizo component then
+/// selects <c>ess=pmi</c> itself, so nothing else is needed and a user's own <c>OMPI_MCA_*</c> stay untouched.
+/// </summary>
+internal static class MpiFlavor
+{
+    public const string PmiLibraryName = "libsfpmi.so";
+    public const string NativeDirVariable = "SFRUN_NATIVE_DIR";
+
+    public static MpiLibrary Classify(IReadOnlyList<string>? needed)
+    {
+        if (needed is null)
+            return MpiLibrary.None;
+        if (needed.Contains("libmpi.so.40"))
+            return MpiLibrary.OpenMpi;
+        if (needed.Contains("libmpich.so.12"))
+            return MpiLibrary.Mpich;
+        return MpiLibrary.None;
+    }
+
+    /// <summary>What ranks of <paramref name="executable"/> (already resolved to a full path) in job
+    /// <paramref name="jobId"/> need. Throws <see cref="ProgramNotFoundException"/> when the program
+    /// needs libsfpmi.so and sfrun cannot find it, before any rank starts.</summary>
+    public static MpiSetup SetupFor(string executable, string jobId, MpiScratch scratch) =>
+        SetupFor(Classify(ElfDependencies.Of(executable)), executable, jobId,
+            Environment.GetEnvironmentVariable(NativeDirVariable), AppContext.BaseDirectory, scratch);
+
+    public static MpiSetup SetupFor(MpiLibrary library, string executable, string jobId,
+        string? nativeDirOverride, string baseDirectory, MpiScratch? scratch = null)
+    {
+        if (library != MpiLibrary.OpenMpi)
+            return new MpiSetup(library, new Dictionary<string, string>());
+        var pmiLibrary = FindPmiLibrary(nativeDirOverride, baseDirectory, out var looked)
+            ?? throw new ProgramNotFoundException(
+                $"{executable}: links Open MPI (libmpi.so.40), which needs sfrun's {PmiLibraryName}, not found in {looked}; " +
+                $"run scripts/setup or set {NativeDirVariable} to the folder that holds it");
+        return new MpiSetup(library, new Dictionary<string, string>
+        {
+            ["FLUX_JOB_ID"] = NumericJobId(jobId).ToString(),
+            ["FLUX_PMI_LIBRARY_PATH"] = pmiLibrary,
+        }, scratch);
+    }
+
+    /// <summary>$SFRUN_NATIVE_DIR, else <c>native/build</c> of the repository sfrun runs from,
+    /// found by walking up from the binary (published at <c>&lt;repo&gt;/out/sfrun/sfrun</c>).</summary>
+    public static string? FindPmiLibrary(string? nativeDirOverride, string baseDirectory, out string looked)
+    {
+        if (!string.IsNullOrEmpty(nativeDirOverride))
+        {
+            var candidate = Path.GetFullPath(Path.Combine(nativeDirOverride, PmiLibraryName));
+            looked = $"{NativeDirVariable}={nativeDirOverride}";
+            return File.Exists(candidate) ? candidate : null;
+        }
+        for (var dir = new DirectoryInfo(baseDirectory); dir is not null; dir = dir.Parent)
+        {
+            var candidate = Path.Combine(dir.FullName, "native", "build", PmiLibraryName);
+            if (File.Exists(candidate))
+            {
+                looked = candidate;
+                return candidate;
+            }
+        }
+        looked = $"native/build above {baseDirectory}";
+        return null;
+    }
+
+    /// <summary>Open MPI parses FLUX_JOB_ID with strtoul into its 32-bit job id, whose halves are a job
+    /// family and a local job number. Neither may be 0 (local job 0 is ORTE's daemon job), and the
+    /// local number must stay below 0x8000: with bit 15 set, ranks see their peers under another job
+    /// id and MPI_Init fails ("unable to reach each other", measured with 4.1.4 at 8 ranks).
+    /// Derived from sfrun's job id so that two jobs on one host get different ids.</summary>
+    public static uint NumericJobId(string jobId)
+    {
+        var hash = 2166136261u;
+        foreach (var b in Encoding.UTF8.GetBytes(jobId))
+            hash = (hash ^ b) * 16777619u;
+        var family = (hash >> 16) & 0x7fff;
+        var local = hash & 0x7fff;
+        return (Math.Max(family, 1) << 16) | Math.Max(local, 1);
+    }
+}
+
+/// <summary>The MPI-specific part of the environment of one program's ranks, and the job's
+/// scratch directory for the files its MPI leaves behind (disposed at teardown).</summary>
+internal sealed record MpiSetup(MpiLibrary Library, IReadOnlyDictionary<string, string> Variables, MpiScratch? Scratch = null)
+    : IDisposable
+{
+    /// <summary>Adds what the rank needs where the user has not set the variable already (inherited,
+    /// -genv or -env): a user's choice wins. Open MPI ranks that outnumber this host's processors
+    /// are told they are oversubscribed, as Open MPI's mpirun does, so they yield instead of
+    /// spinning each other off the cores (without it an 8-rank allreduce on 2 cores runs ~500x slower).</summary>
+    public Dictionary<string, string> ApplyTo(Dictionary<string, string> env, int localRanks, int processors)
+    {
+        foreach (var (k, v) in Variables)
+            env.TryAdd(k, v);
+        if (Library == MpiLibrary.OpenMpi && localRanks > processors)
+            env.TryAdd("OMPI_MCA_mpi_oversubscribe", "1");
+        // Only when the user has chosen neither place: then the files are the user's to manage.
+        if (Library == MpiLibrary.OpenMpi && !env.ContainsKey(SessionBase) && !env.ContainsKey(VaderBacking)
+            && Scratch?.Path is { } scratch)
+        {
+            env[SessionBase] = scratch;
+            env[VaderBacking] = scratch;
+        }
+        return env;
+    }
+
+    private const string SessionBase = "OMPI_MCA_orte_tmpdir_base", VaderBacking = "OMPI_MCA_btl_vader_backing_directory";
+
+    public void Dispose() => Scratch?.Dispose();
+}

@@ -1,0 +1,32 @@
+/* The wire protocol between sfrun and a warm master (libsfwarm.so), over one unix stream socket.
+ *
+ * Every message is a frame: a header of two little-endian u32, the payload length and the type,
+ * then the payload. A payload is at most SFWARM_MAX_PAYLOAD bytes; a longer one is a protocol
+ * error and ends the connection. Integers are little-endian, strings are length-prefixed (u32)
+ * and carry no NUL. Mirrored by Snowflock.Engine/Engines/Process/Internal/WarmProtocol.cs.
+ *
+ * master -> sfrun
+ *   HELLO  u32 version, i32 pid, u32 threads      once, right after connecting
+ *   PID    u32 seq, i32 pid (or -errno)            answer to FORK seq
+ *   EXIT   i32 pid, i32 status                     a clone ended; raw waitpid() status
+ * sfrun -> master
+ *   FORK   u32 seq, i32 rank, str cwd, u32 count, count x str "NAME=VALUE"
+ *          with exactly three fds (stdin, stdout, stderr) as SCM_RIGHTS on the frame's first byte
+ *
+ * EOF from sfrun: the master SIGKILLs every clone it made, reaps them, and exits.
+ */
+#ifndef SFWARM_PROTOCOL_H
+#define SFWARM_PROTOCOL_H
+
+#define SFWARM_VERSION 1u
+#define SFWARM_MAX_PAYLOAD (4u * 1024u * 1024u)
+#define SFWARM_MAX_ENV 65536u
+
+enum sfwarm_type {
+    SFWARM_HELLO = 1,
+    SFWARM_FORK = 2,
+    SFWARM_PID = 3,
+    SFWARM_EXIT = 4,
+};
+
+#endif

@@ -1,0 +1,505 @@
+/* libsfwarm.so: a preloaded fork server. Loaded with LD_PRELOAD into the user's program, it wraps
+ * __libc_start_main so that the program is loaded, relocated and initialised once (every
+ * constructor has run) and then, instead of running main(), serves sfrun over the unix socket
+ * named by SFWARM_SOCKET: each FORK request forks a clone that takes the rank's identity
+ * (environment, working directory, stdio) and continues into the real main() with the original
+ * argv. Without SFWARM_SOCKET the library does nothing. Protocol: protocol.h. */
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "protocol.h"
+
+typedef int (*main_fn)(int, char **, char **);
+typedef int (*start_main_fn)(main_fn, int, char **, void (*)(void), void (*)(void), void (*)(void), void *);
+
+extern char **environ;
+
+static main_fn real_main;
+
+/* What the clone restores: the state the master had before it started serving. */
+static sigset_t original_mask;
+static struct sigaction original_sigchld;
+
+/* The master's clones, alive until reaped. */
+static pid_t *clones;
+static size_t clone_count, clone_capacity;
+
+/* A FORK request, parsed and validated. */
+struct fork_request {
+    uint32_t seq;
+    int32_t rank;
+    char *cwd;
+    char **env; /* NULL-terminated */
+    size_t env_bytes; /* sum of strlen + 1 over env */
+    int fds[3];
+};
+
+static void fail(const char *call)
+{
+    fprintf(stderr, "sfwarm[%d]: %s failed: %s\n", (int)getpid(), call, strerror(errno));
+}
+
+static void put_u32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+    p[2] = (unsigned char)(v >> 16);
+    p[3] = (unsigned char)(v >> 24);
+}
+
+static uint32_t get_u32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Sends one frame with a payload of up to three u32; false if sfrun is gone. */
+static int send_frame(int sock, uint32_t type, const uint32_t *words, size_t count)
+{
+    unsigned char buf[8 + 12];
+    put_u32(buf, (uint32_t)(count * 4));
+    put_u32(buf + 4, type);
+    for (size_t i = 0; i < count; i++)
+        put_u32(buf + 8 + 4 * i, words[i]);
+    size_t len = 8 + count * 4, sent = 0;
+    while (sent < len) {
+        ssize_t n = send(sock, buf + sent, len - sent, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            fail("send");
+            return 0;
+        }
+        sent += (size_t)n;
+    }
+    return 1;
+}
+
+static int count_threads(void)
+{
+    DIR *dir = opendir("/proc/self/task");
+    if (!dir) {
+        fail("opendir(/proc/self/task)");
+        return -1;
+    }
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(dir);
+    return n;
+}
+
+/* The bounds of the environment strings the kernel placed at exec (what /proc/PID/environ shows):
+ * fields 50 and 51 of /proc/self/stat. */
+static int env_area(unsigned long *start, unsigned long *end)
+{
+    FILE *f = fopen("/proc/self/stat", "re");
+    if (!f) {
+        fail("fopen(/proc/self/stat)");
+        return 0;
+    }
+    char buf[2048];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return 0;
+    p += 2; /* field 3 */
+    for (int field = 3; field < 50 && p; field++) {
+        p = strchr(p, ' ');
+        if (p)
+            p++;
+    }
+    return p && sscanf(p, "%lu %lu", start, end) == 2 && *end > *start;
+}
+
+/* The environment area as the kernel placed it at exec, saved before the master overwrote it. */
+/* Makes /proc/PID/environ show env (ps, and tools that find processes by their environment, read
+ * it there, not from environ), when it fits in the area; the rest of the area is zeroed. */
+static void show_environment(char **env, size_t bytes)
+{
+    unsigned long start, end;
+    if (!env_area(&start, &end) || bytes > end - start)
+        return;
+    char *p = (char *)start;
+    for (char **e = env; *e; e++) {
+        size_t len = strlen(*e) + 1;
+        memcpy(p, *e, len);
+        p += len;
+    }
+    memset(p, 0, (size_t)((char *)end - p));
+}
+
+static int read_full(int fd, unsigned char *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = read(fd, buf + got, len - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            fail("read");
+            return 0;
+        }
+        if (n == 0)
+            return 0;
+        got += (size_t)n;
+    }
+    return 1;
+}
+
+/* Reads a frame header, collecting any fds sent with it (up to 3; more is an error). Returns 1 on
+ * success, 0 on EOF or error. */
+static int read_header(int sock, uint32_t *len, uint32_t *type, int fds[3], int *nfds)
+{
+    unsigned char hdr[8];
+    size_t got = 0;
+    *nfds = 0;
+    while (got < sizeof hdr) {
+        union {
+            struct cmsghdr align;
+            char buf[CMSG_SPACE(sizeof(int) * 8)];
+        } control;
+        struct iovec iov = { .iov_base = hdr + got, .iov_len = sizeof hdr - got };
+        struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf };
+        ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            fail("recvmsg");
+            return 0;
+        }
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                continue;
+            size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            int *in = (int *)CMSG_DATA(c);
+            for (size_t i = 0; i < count; i++) {
+                if (*nfds < 3)
+                    fds[(*nfds)++] = in[i];
+                else
+                    close(in[i]);
+            }
+        }
+        if (n == 0)
+            return 0;
+        got += (size_t)n;
+    }
+    *len = get_u32(hdr);
+    *type = get_u32(hdr + 4);
+    return 1;
+}
+
+/* Parses a FORK payload into req (strings copied, NUL-terminated). Returns 0 if malformed. */
+static int parse_fork(const unsigned char *p, uint32_t len, struct fork_request *req)
+{
+    const unsigned char *end = p + len;
+    if (end - p < 12)
+        return 0;
+    req->seq = get_u32(p);
+    req->rank = (int32_t)get_u32(p + 4);
+    uint32_t cwd_len = get_u32(p + 8);
+    p += 12;
+    if (cwd_len == 0 || cwd_len > PATH_MAX || (size_t)(end - p) < cwd_len || memchr(p, 0, cwd_len))
+        return 0;
+    req->cwd = strndup((const char *)p, cwd_len);
+    p += cwd_len;
+    if (end - p < 4)
+        return 0;
+    uint32_t count = get_u32(p);
+    p += 4;
+    if (count > SFWARM_MAX_ENV || count > (uint32_t)(end - p) / 4)
+        return 0;
+    req->env = calloc((size_t)count + 1, sizeof(char *));
+    if (!req->env || !req->cwd) {
+        fail("malloc");
+        return 0;
+    }
+    req->env_bytes = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        if (end - p < 4)
+            return 0;
+        uint32_t n = get_u32(p);
+        p += 4;
+        if ((size_t)(end - p) < n || memchr(p, 0, n) || !memchr(p, '=', n) || p[0] == '=')
+            return 0;
+        req->env[i] = strndup((const char *)p, n);
+        if (!req->env[i]) {
+            fail("strndup");
+            return 0;
+        }
+        req->env_bytes += (size_t)n + 1;
+        p += n;
+    }
+    return p == end;
+}
+
+static void free_request(struct fork_request *req)
+{
+    free(req->cwd);
+    if (req->env)
+        for (char **e = req->env; *e; e++)
+            free(*e);
+    free(req->env);
+    for (int i = 0; i < 3; i++)
+        if (req->fds[i] >= 0)
+            close(req->fds[i]);
+}
+
+/* The socket sfrun listens on, and its per-job directory: removed when the master ends, so that
+ * nothing is left behind even when sfrun was killed before its own teardown ran. */
+static const char *socket_path;
+
+static void remove_socket(void)
+{
+    if (!socket_path)
+        return;
+    if (unlink(socket_path) != 0 && errno != ENOENT)
+        fail("unlink");
+    char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    snprintf(dir, sizeof dir, "%s", socket_path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        if (rmdir(dir) != 0 && errno != ENOENT && errno != ENOTEMPTY && errno != EEXIST)
+            fail("rmdir");
+    }
+}
+
+static void kill_clones_and_exit(void)
+{
+    remove_socket();
+    for (size_t i = 0; i < clone_count; i++)
+        if (kill(clones[i], SIGKILL) != 0 && errno != ESRCH)
+            fail("kill");
+    for (size_t i = 0; i < clone_count; i++)
+        while (waitpid(clones[i], NULL, 0) < 0 && errno == EINTR)
+            ;
+    _exit(0);
+}
+
+static void reap(int sock)
+{
+    for (;;) {
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid < 0 && errno == EINTR)
+            continue;
+        if (pid <= 0)
+            return;
+        for (size_t i = 0; i < clone_count; i++) {
+            if (clones[i] == pid) {
+                clones[i] = clones[--clone_count];
+                break;
+            }
+        }
+        uint32_t words[2] = { (uint32_t)pid, (uint32_t)status };
+        if (!send_frame(sock, SFWARM_EXIT, words, 2))
+            kill_clones_and_exit();
+    }
+}
+
+/* In the clone: become the rank. Returns the environment for main(); exits on failure. */
+static char **become_rank(struct fork_request *req, pid_t master, int sock, int sigfd)
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) {
+        fail("prctl(PR_SET_PDEATHSIG)");
+        _exit(127);
+    }
+    if (getppid() != master) /* the master died before the line above */
+        _exit(127);
+    /* Its own session, as hydra gives each rank: a terminal's Ctrl-C reaches only sfrun (which
+     * forwards it), and with sched autogroup each rank gets its own CPU share on a busy machine. */
+    if (setsid() < 0) {
+        fail("setsid");
+        _exit(127);
+    }
+    close(sock);
+    close(sigfd);
+    for (int i = 0; i < 3; i++) {
+        if (dup2(req->fds[i], i) < 0) {
+            fail("dup2");
+            _exit(127);
+        }
+    }
+    for (int i = 0; i < 3; i++)
+        if (req->fds[i] > 2)
+            close(req->fds[i]);
+    if (chdir(req->cwd) != 0) {
+        fprintf(stderr, "sfwarm: rank %d: chdir(%s) failed: %s\n", (int)req->rank, req->cwd, strerror(errno));
+        _exit(127);
+    }
+    show_environment(req->env, req->env_bytes);
+    environ = req->env;
+    if (sigaction(SIGCHLD, &original_sigchld, NULL) != 0)
+        fail("sigaction(SIGCHLD)");
+    if (sigprocmask(SIG_SETMASK, &original_mask, NULL) != 0)
+        fail("sigprocmask");
+    return req->env;
+}
+
+/* Serves sfrun until EOF. Returns only in a clone, with the clone's environment. */
+static char **serve(const char *path)
+{
+    pid_t master = getpid();
+    fflush(NULL); /* nothing buffered by constructors may be written once per clone */
+
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof addr.sun_path) {
+        fprintf(stderr, "sfwarm: SFWARM_SOCKET is too long: %s\n", path);
+        _exit(126);
+    }
+    strcpy(addr.sun_path, path);
+    static char path_copy[sizeof addr.sun_path];
+    strcpy(path_copy, path);
+    path = path_copy;
+
+    /* The master is no rank: it shows only what it is in /proc/PID/environ (the rank environment
+     * it was started with would make it look like one). Each clone puts back its own environment
+     * in the same order, so strings a constructor kept pointers to are where they were. From here
+     * on the master reads no variable. */
+    static char marker[sizeof addr.sun_path + 16];
+    snprintf(marker, sizeof marker, "SFWARM_MASTER=%s", path);
+    char *shown[] = { marker, NULL };
+    show_environment(shown, strlen(marker) + 1);
+    int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (sock < 0) {
+        fail("socket");
+        _exit(126);
+    }
+    socket_path = path;
+    if (connect(sock, (struct sockaddr *)&addr, sizeof addr) != 0) {
+        fail("connect");
+        remove_socket();
+        _exit(126);
+    }
+
+    int threads = count_threads();
+    uint32_t hello[3] = { SFWARM_VERSION, (uint32_t)master, (uint32_t)threads };
+    if (!send_frame(sock, SFWARM_HELLO, hello, 3) || threads != 1)
+        _exit(0); /* sfrun starts the ranks cold: never fork a multithreaded master */
+
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    if (sigaction(SIGCHLD, NULL, &original_sigchld) != 0 || sigprocmask(SIG_BLOCK, &chld, &original_mask) != 0) {
+        fail("sigprocmask");
+        _exit(126);
+    }
+    int sigfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sigfd < 0) {
+        fail("signalfd");
+        _exit(126);
+    }
+
+    for (;;) {
+        struct pollfd pfd[2] = { { .fd = sock, .events = POLLIN }, { .fd = sigfd, .events = POLLIN } };
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            fail("poll");
+            kill_clones_and_exit();
+        }
+        if (pfd[1].revents) {
+            struct signalfd_siginfo si;
+            while (read(sigfd, &si, sizeof si) == (ssize_t)sizeof si)
+                ;
+            reap(sock);
+        }
+        if (!pfd[0].revents)
+            continue;
+
+        uint32_t len, type;
+        struct fork_request req = { .fds = { -1, -1, -1 } };
+        int nfds;
+        if (!read_header(sock, &len, &type, req.fds, &nfds)) {
+            free_request(&req);
+            kill_clones_and_exit(); /* EOF: sfrun is gone or done */
+        }
+        if (type != SFWARM_FORK || len > SFWARM_MAX_PAYLOAD) {
+            fprintf(stderr, "sfwarm: protocol error: frame type %u, length %u\n", type, len);
+            free_request(&req);
+            kill_clones_and_exit();
+        }
+        unsigned char *payload = malloc(len ? len : 1);
+        if (!payload) {
+            fail("malloc");
+            kill_clones_and_exit();
+        }
+        if (!read_full(sock, payload, len)) {
+            free(payload);
+            free_request(&req);
+            kill_clones_and_exit();
+        }
+        int ok = parse_fork(payload, len, &req) && nfds == 3;
+        free(payload);
+        int32_t result;
+        if (!ok) {
+            fprintf(stderr, "sfwarm: protocol error: malformed fork request (%d fds)\n", nfds);
+            result = -EPROTO;
+        } else {
+            if (clone_count == clone_capacity) {
+                size_t cap = clone_capacity ? clone_capacity * 2 : 64;
+                pid_t *grown = realloc(clones, cap * sizeof *clones);
+                if (!grown) {
+                    fail("realloc");
+                    kill_clones_and_exit();
+                }
+                clones = grown;
+                clone_capacity = cap;
+            }
+            pid_t pid = fork();
+            if (pid == 0)
+                return become_rank(&req, master, sock, sigfd);
+            if (pid < 0) {
+                result = -errno;
+                fail("fork");
+            } else {
+                clones[clone_count++] = pid;
+                result = pid;
+            }
+        }
+        uint32_t words[2] = { req.seq, (uint32_t)result };
+        free_request(&req);
+        if (!send_frame(sock, SFWARM_PID, words, 2))
+            kill_clones_and_exit();
+    }
+}
+
+static int warm_main(int argc, char **argv, char **envp)
+{
+    const char *path = getenv("SFWARM_SOCKET");
+    if (!path || !*path)
+        return real_main(argc, argv, envp);
+    char **env = serve(path);
+    return real_main(argc, argv, env);
+}
+
+int __libc_start_main(main_fn main, int argc, char **argv, void (*init)(void), void (*fini)(void),
+                      void (*rtld_fini)(void), void *stack_end)
+{
+    start_main_fn next = (start_main_fn)dlsym(RTLD_NEXT, "__libc_start_main");
+    if (!next) {
+        fprintf(stderr, "sfwarm: dlsym(__libc_start_main) failed: %s\n", dlerror());
+        _exit(126);
+    }
+    real_main = main;
+    return next(warm_main, argc, argv, init, fini, rtld_fini, stack_end);
+}
