@@ -126,7 +126,7 @@ internal sealed class WarmMaster : IAsyncDisposable
             if (fd < 0)
                 continue;
             var hello = ReadHello(fd, deadline);
-            if (hello is null || hello.Pid != process.Id)
+            if (hello is null || hello.Pid != process.Id || WarmSyscalls.PeerCredentials(fd).Pid != process.Id)
             {
                 WarmSyscalls.Close(fd);
                 continue;

@@ -51,6 +51,22 @@ internal static unsafe partial class WarmSyscalls
     [LibraryImport("libc", EntryPoint = "accept4", SetLastError = true)]
     private static partial int Accept4(int fd, void* addr, void* length, int flags);
 
+    [LibraryImport("libc", EntryPoint = "getsockopt", SetLastError = true)]
+    private static partial int GetSockOpt(int fd, int level, int name, void* value, uint* length);
+
+    private const int SO_PEERCRED = 17;
+
+    /// <summary>The pid and uid the kernel records for the peer of a unix socket (SO_PEERCRED):
+    /// unlike what the peer says of itself, these cannot be forged.</summary>
+    public static (int Pid, uint Uid) PeerCredentials(int fd)
+    {
+        var cred = stackalloc int[3]; // struct ucred { pid_t pid; uid_t uid; gid_t gid; }
+        var length = (uint)(3 * sizeof(int));
+        if (GetSockOpt(fd, SOL_SOCKET, SO_PEERCRED, cred, &length) != 0)
+            throw Error("getsockopt(SO_PEERCRED)");
+        return (cred[0], (uint)cred[1]);
+    }
+
     [LibraryImport("libc", EntryPoint = "poll", SetLastError = true)]
     private static partial int Poll(PollFd* fds, nuint count, int timeoutMs);
 
