@@ -19,14 +19,22 @@ public sealed partial class TeardownTests
     {
         var tag = Leaks.NewTag();
         var path = program == "hello" ? Repo.Example(program) : Repo.TestProgram(program);
-        var tmpBefore = Directory.GetFileSystemEntries(Path.GetTempPath()).ToHashSet();
-        var r = await CommandRun.SfrunAsync([.. Leaks.TagArgs(tag), "-v", "-np", "4", path]);
+        await using var run = CommandRun.Start(Repo.Sfrun, [.. Leaks.TagArgs(tag), "-v", "-np", "4", path]);
+        await run.WriteStdinAsync([]);
+        var r = await run.WaitAsync(CommandRun.DefaultBound);
         Assert.Equal(program == "hello", r.ExitCode == 0);
         var port = int.Parse(PmiPort().Match(r.Err).Groups[1].Value);
         Assert.DoesNotContain(port, Leaks.ListeningPorts());
         await Leaks.AssertNoneAsync(tag);
-        var tmpNew = Directory.GetFileSystemEntries(Path.GetTempPath()).Where(e => !tmpBefore.Contains(e) && e.Contains("sfrun"));
-        Assert.Empty(tmpNew);
+        // Job files are named by the job id, "<sfrun pid>-<random>": none of this job's may remain
+        // (other tests' jobs may be running in parallel, so only this job's names are checked).
+        var jobPrefix = $"{run.Pid}-";
+        var places = new[] { Path.GetTempPath(), "/dev/shm", Environment.GetEnvironmentVariable("XDG_RUNTIME_DIR") }
+            .Where(d => !string.IsNullOrEmpty(d) && Directory.Exists(d))
+            .SelectMany(d => Directory.EnumerateFileSystemEntries(d!, "*sfrun*").Append(d!));
+        var left = places.Where(Directory.Exists).SelectMany(d => Directory.EnumerateFileSystemEntries(d))
+            .Where(e => Path.GetFileName(e).Contains(jobPrefix, StringComparison.Ordinal)).ToList();
+        Assert.Empty(left);
     }
 
     [Fact]
