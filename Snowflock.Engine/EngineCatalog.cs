@@ -1,4 +1,5 @@
 using Snowflock.Engine.Engines.Process;
+using Snowflock.Engine.Engines.Process.Internal;
 
 namespace Snowflock.Engine;
 
@@ -10,6 +11,23 @@ public static class EngineCatalog
     /// <summary>The engine used without <c>--engine</c>. DESIGN.md prefers xen, then qemu with a
     /// KVM that really runs guests, then process; only process exists so far.</summary>
     public const string Default = "process";
+
+    /// <summary>What <c>sfrun --engines</c> prints: each engine, whether this host can run it, and why.</summary>
+    public sealed record Detection(string Name, bool Usable, string Why);
+
+    public static IReadOnlyList<Detection> Detect() =>
+    [
+        new("process", true, NativeLibraries.Find("libsfwarm.so") is { } warm
+            ? $"local processes, forked from a warm master ({warm})"
+            : "local processes, started cold (libsfwarm.so not found: build native/ or set SFRUN_NATIVE_DIR)"),
+        new("qemu", false, "not built yet" + (OnPath("qemu-system-x86_64") ? "; qemu-system-x86_64 is installed" : "; qemu-system-x86_64 not found")
+            + (File.Exists("/dev/kvm") ? "; /dev/kvm exists (whether it runs a stock guest is probed once the engine exists)" : "; no /dev/kvm")),
+        new("xen", false, "not built yet" + (OnPath("xl") ? "; xl is installed" : "; no xl toolstack on this host")),
+    ];
+
+    private static bool OnPath(string program) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "/usr/bin:/bin").Split(':')
+            .Any(d => d.Length > 0 && File.Exists(Path.Combine(d, program)));
 
     public static IEngine Create(string name) => name switch
     {

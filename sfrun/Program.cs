@@ -13,6 +13,12 @@ try
 {
     var invocation = SfrunCommandLine.Parse(args, Environment.GetEnvironmentVariable);
     verbosity = invocation.Verbosity;
+    if (invocation.Engines)
+    {
+        foreach (var d in EngineCatalog.Detect())
+            Console.Out.WriteLine($"{d.Name,-8} {(d.Usable ? "usable" : "unusable"),-9} {(d.Name == EngineCatalog.Default ? "(default) " : "")}{d.Why}");
+        return 0;
+    }
     if (invocation.Manual)
     {
         Console.Out.Write(ManPage.Render());

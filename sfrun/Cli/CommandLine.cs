@@ -6,7 +6,7 @@ using Snowflock.Launcher;
 namespace Snowflock.Cli;
 
 /// <summary>What the user asked sfrun to do.</summary>
-internal sealed record Invocation(JobSpec? Job, bool Help, bool Version, int Verbosity, bool Manual = false);
+internal sealed record Invocation(JobSpec? Job, bool Help, bool Version, int Verbosity, bool Manual = false, bool Engines = false);
 
 /// <summary>argv → <see cref="Invocation"/>: the tokenizer splits blocks, CommandLineParser reads
 /// each block's options, and the result is checked and turned into a <see cref="JobSpec"/>.</summary>
@@ -64,6 +64,8 @@ internal static class SfrunCommandLine
         var parsed = sections.Select(s => (Section: s, Options: ParseBlockOptions(s.OptionTokens))).ToList();
         var all = parsed.Select(p => p.Options).ToList();
         var verbosity = all.Any(o => o.VeryVerbose) ? 2 : all.Any(o => o.Verbose) ? 1 : 0;
+        if (all.Any(o => o.Engines))
+            return new Invocation(null, false, false, verbosity, Engines: true);
         if (all.Any(o => o.Man))
             return new Invocation(null, false, false, verbosity, Manual: true);
         if (all.Any(o => o.Help))

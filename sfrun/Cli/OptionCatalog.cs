@@ -42,6 +42,7 @@ internal static class OptionCatalog
         new(["vv"], 0, "", "log every PMI request too", "(sfrun only)"),
         new(["version", "V"], 0, "", "print the version and exit", "mpiexec --version"),
         new(["help", "h"], 0, "", "print this help and exit", "mpiexec --help"),
+        new(["engines"], 0, "", "print the engines, which of them this host can run and why, and exit", "(sfrun only)"),
         new(["man"], 0, "", "print the manual page (troff) and exit", "(sfrun only)"),
     ];
 

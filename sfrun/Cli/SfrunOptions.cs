@@ -30,4 +30,5 @@ internal sealed class SfrunOptions
     [Option("version")] public bool Version { get; set; }
     [Option("help")] public bool Help { get; set; }
     [Option("man")] public bool Man { get; set; }
+    [Option("engines")] public bool Engines { get; set; }
 }

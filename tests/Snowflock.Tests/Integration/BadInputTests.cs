@@ -93,3 +93,20 @@ public sealed class BadInputTests
         Assert.StartsWith("sfrun ", version.Out);
     }
 }
+
+/// <summary>sfrun --engines says which engines this host can run, and why.</summary>
+[Trait("Engine", "process")]
+[Trait("Area", "integration")]
+public sealed class EngineDetectionTests
+{
+    [Fact]
+    public async Task Engines_lists_every_engine_with_the_process_engine_usable_and_default()
+    {
+        var r = await CommandRun.SfrunAsync("--engines");
+        Assert.Equal(0, r.ExitCode);
+        Assert.Equal(3, r.OutLines.Length);
+        Assert.Matches(@"^process\s+usable\s+\(default\) local processes, forked from a warm master", r.OutLines[0]);
+        Assert.Matches(@"^qemu\s+unusable\s+not built yet", r.OutLines[1]);
+        Assert.Matches(@"^xen\s+unusable\s+not built yet", r.OutLines[2]);
+    }
+}

@@ -73,7 +73,7 @@ public sealed class OptionCatalogTests
                 {
                     var args = new[] { dashes + name }.Concat(values).Append("./a").ToArray();
                     var invocation = SfrunCommandLine.Parse(args, _ => null);
-                    Assert.True(invocation.Job is not null || invocation.Help || invocation.Version || invocation.Manual, string.Join(' ', args));
+                    Assert.True(invocation.Job is not null || invocation.Help || invocation.Version || invocation.Manual || invocation.Engines, string.Join(' ', args));
                 }
         }
     }
