@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "profile.h"
 #include "protocol.h"
 
 typedef int (*main_fn)(int, char **, char **);
@@ -488,7 +489,9 @@ static int warm_main(int argc, char **argv, char **envp)
     const char *path = getenv("SFWARM_SOCKET");
     if (!path || !*path)
         return real_main(argc, argv, envp);
+    sfwarm_preload(getenv("SFWARM_PRELOAD"));
     char **env = serve(path);
+    sfwarm_record_profile_at_exit();
     return real_main(argc, argv, env);
 }
 

@@ -179,8 +179,15 @@ internal sealed class WarmMaster : IAsyncDisposable
 
     /// <summary>Forks a clone that becomes <paramref name="start"/>'s rank: its stdio are fresh pipes,
     /// its environment and directory exactly those of <paramref name="start"/>.</summary>
+    private string? _recordProfileTo;
+
+    /// <summary>The next clone forked records the warm profile into <paramref name="path"/> at exit.</summary>
+    public void RecordProfileTo(string path) => Volatile.Write(ref _recordProfileTo, path);
+
     public async Task<IRankProcess> ForkAsync(RankStart start, string host, CancellationToken ct)
     {
+        if (Interlocked.Exchange(ref _recordProfileTo, null) is { } profile)
+            start = start with { Environment = new Dictionary<string, string>(start.Environment) { ["SFWARM_PROFILE_OUT"] = profile } };
         var stdin = WarmSyscalls.Pipe();
         var stdout = WarmSyscalls.Pipe();
         var stderr = WarmSyscalls.Pipe();

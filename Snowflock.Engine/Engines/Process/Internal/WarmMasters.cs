@@ -56,6 +56,7 @@ internal sealed class WarmMasters : IAsyncDisposable
     {
         if (WarmEligibility.WhyNot(first.Executable) is { } why)
             return Cold(first.Executable, why);
+        string? profile = null, preload = null;
         try
         {
             var socket = Path.Combine(Directory(), $"m{index}.sock");
@@ -63,13 +64,22 @@ internal sealed class WarmMasters : IAsyncDisposable
             // Room for each clone's own environment in the area /proc/PID/environ shows (libsfwarm
             // rewrites it there when it fits): the per-rank variables plus some slack.
             env["SFWARM_PAD"] = new string('.', 4096);
+            profile = WarmProfile.PathFor(first.Executable);
+            preload = WarmProfile.PreloadList(profile);
+            if (!string.IsNullOrEmpty(preload))
+                env["SFWARM_PRELOAD"] = preload;
             var master = await WarmMaster.StartAsync(_library, socket, first, env, _connectWithin, ct).ConfigureAwait(false);
-            Log.ForDebugEvent().Message("warm master {Pid} of {Program} is ready", master.Pid, first.Executable)
+            if (preload is null && WarmProfile.PrepareToRecord(profile))
+                master.RecordProfileTo(profile);
+            Log.ForDebugEvent().Message("warm master {Pid} of {Program} is ready ({Profile})", master.Pid, first.Executable,
+                    preload is null ? "recording its warm profile" : $"warm profile: {preload.Split(':', StringSplitOptions.RemoveEmptyEntries).Length} libraries preloaded")
                 .Property("EventName", "WarmMasterReady").Log();
             return master;
         }
         catch (Exception e) when (e is WarmUnavailableException or IOException or UnauthorizedAccessException)
         {
+            if (!string.IsNullOrEmpty(preload) && profile is not null)
+                WarmProfile.Forget(profile);
             return Cold(first.Executable, e.Message);
         }
         finally
