@@ -15,8 +15,9 @@ internal static class PlacementPlan
         var placed = spec with { Blocks = blocks };
 
         var hosts = allocation.HostOfRanks(placed.TotalRanks);
+        var local = hosts.Distinct().ToDictionary(h => h, Allocation.IsLocal);
         for (var rank = 0; rank < hosts.Count; rank++)
-            if (!Allocation.IsLocal(hosts[rank]))
+            if (!local[hosts[rank]])
                 throw new PlacementException(
                     $"rank {rank} is placed on {hosts[rank]} ({allocation.Source}), but this sfrun runs ranks only on this host " +
                     "(scale-out agents are not built yet); use -hosts localhost or a one-node allocation");

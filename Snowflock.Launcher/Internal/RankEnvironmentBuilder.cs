@@ -25,8 +25,9 @@ internal sealed class RankEnvironmentBuilder
             if (keep && e.Value is string value)
                 _base[name] = value;
         }
-        // A job started from inside another MPI job must not join the outer job's PMI.
-        foreach (var stale in RankEnvironment.Inherited)
+        // A job started from inside another MPI job (or a Flux/PMIx allocation) must not join the
+        // outer job's process manager; what the user sets explicitly below still wins.
+        foreach (var stale in _base.Keys.Where(RankEnvironment.IsStaleWiring).ToList())
             _base.Remove(stale);
         foreach (var (k, v) in spec.GlobalEnvironment)
             _base[k] = v;

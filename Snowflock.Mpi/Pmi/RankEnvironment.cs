@@ -27,4 +27,16 @@ public static class RankEnvironment
     /// <summary>Names this module sets, so the launcher can drop stale ones inherited from a parent job.</summary>
     public static readonly IReadOnlyList<string> Inherited = ["PMI_FD", "PMI_PORT", "PMI_ID", "PMI_RANK", "PMI_SIZE",
         "MPI_LOCALRANKID", "MPI_LOCALNRANKS", "MPI_APPNUM", "PMI_SPAWNED"];
+
+    /// <summary>What an outer job's process manager leaves in the environment that would make a
+    /// rank of this job join the outer one instead (sfrun inside a Flux or Open MPI/PMIx job, or
+    /// an srun step with PMIx): exact names, and prefixes of families.</summary>
+    public static readonly IReadOnlyList<string> OuterJob = ["FLUX_JOB_ID", "FLUX_PMI_LIBRARY_PATH", "OMPI_MCA_orte_hnp_uri",
+        "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE"];
+
+    public static readonly IReadOnlyList<string> OuterJobPrefixes = ["PMIX_"];
+
+    /// <summary>True for a variable a rank must not inherit from whatever started sfrun.</summary>
+    public static bool IsStaleWiring(string name) =>
+        Inherited.Contains(name) || OuterJob.Contains(name) || OuterJobPrefixes.Any(p => name.StartsWith(p, StringComparison.Ordinal));
 }

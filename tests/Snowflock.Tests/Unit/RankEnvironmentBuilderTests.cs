@@ -38,6 +38,19 @@ public sealed class RankEnvironmentBuilderTests
     }
 
     [Fact]
+    public void An_outer_Flux_or_PMIx_jobs_wiring_is_not_inherited_but_explicit_settings_win()
+    {
+        var parent = Current(("FLUX_JOB_ID", "f123"), ("FLUX_PMI_LIBRARY_PATH", "/usr/lib/flux/libpmi.so"),
+            ("PMIX_RANK", "3"), ("PMIX_NAMESPACE", "slurm.pmix.1.0"), ("OMPI_MCA_orte_hnp_uri", "x"),
+            ("OMPI_COMM_WORLD_RANK", "3"), ("PMIXNOT", "kept"), ("KEEP", "me"));
+        var bare = new RankEnvironmentBuilder(Spec(), parent).For(PlainBlock, NoWiring);
+        Assert.Equal(new Dictionary<string, string> { ["PMIXNOT"] = "kept", ["KEEP"] = "me" }, bare);
+
+        var spec = Spec() with { GlobalEnvironment = new Dictionary<string, string> { ["PMIX_MCA_gds"] = "hash" } };
+        Assert.Equal("hash", new RankEnvironmentBuilder(spec, parent).For(PlainBlock, NoWiring)["PMIX_MCA_gds"]);
+    }
+
+    [Fact]
     public void Stale_PMI_variables_of_a_parent_job_are_removed()
     {
         var parent = Current(("PMI_FD", "5"), ("PMI_PORT", "10.0.0.1:999"), ("PMI_ID", "7"), ("PMI_RANK", "7"), ("PMI_SIZE", "8"),
