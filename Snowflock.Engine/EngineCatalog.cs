@@ -17,7 +17,7 @@ public static class EngineCatalog
 
     public static IReadOnlyList<Detection> Detect() =>
     [
-        new("process", true, NativeLibraries.Find("libsfwarm.so") is { } warm
+        new("process", true, NativeHelpers.Find("libsfwarm.so") is { } warm
             ? $"local processes, forked from a warm master ({warm})"
             : "local processes, started cold (libsfwarm.so not found: build native/ or set SFRUN_NATIVE_DIR)"),
         new("qemu", false, "not built yet" + (OnPath("qemu-system-x86_64") ? "; qemu-system-x86_64 is installed" : "; qemu-system-x86_64 not found")

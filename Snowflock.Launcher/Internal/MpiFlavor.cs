@@ -1,3 +1,4 @@
+using Snowflock.Engine;
 using System.Text;
 
 namespace Snowflock.Launcher.Internal;
@@ -25,7 +26,7 @@ internal enum MpiLibrary
 internal static class MpiFlavor
 {
     public const string PmiLibraryName = "libsfpmi.so";
-    public const string NativeDirVariable = "SFRUN_NATIVE_DIR";
+    public const string NativeDirVariable = NativeHelpers.DirectoryVariable;
 
     public static MpiLibrary Classify(IReadOnlyList<string>? needed)
     {
@@ -61,28 +62,9 @@ internal static class MpiFlavor
         }, scratch);
     }
 
-    /// <summary>$SFRUN_NATIVE_DIR, else <c>native/build</c> of the repository sfrun runs from,
-    /// found by walking up from the binary (published at <c>&lt;repo&gt;/out/sfrun/sfrun</c>).</summary>
-    public static string? FindPmiLibrary(string? nativeDirOverride, string baseDirectory, out string looked)
-    {
-        if (!string.IsNullOrEmpty(nativeDirOverride))
-        {
-            var candidate = Path.GetFullPath(Path.Combine(nativeDirOverride, PmiLibraryName));
-            looked = $"{NativeDirVariable}={nativeDirOverride}";
-            return File.Exists(candidate) ? candidate : null;
-        }
-        for (var dir = new DirectoryInfo(baseDirectory); dir is not null; dir = dir.Parent)
-        {
-            var candidate = Path.Combine(dir.FullName, "native", "build", PmiLibraryName);
-            if (File.Exists(candidate))
-            {
-                looked = candidate;
-                return candidate;
-            }
-        }
-        looked = $"native/build above {baseDirectory}";
-        return null;
-    }
+    /// <summary>libsfpmi.so, found by the same rule as every native helper (<see cref="NativeHelpers"/>).</summary>
+    public static string? FindPmiLibrary(string? nativeDirOverride, string baseDirectory, out string looked) =>
+        NativeHelpers.Find(PmiLibraryName, nativeDirOverride, baseDirectory, out looked);
 
     /// <summary>Open MPI parses FLUX_JOB_ID with strtoul into its 32-bit job id, whose halves are a job
     /// family and a local job number. Neither may be 0 (local job 0 is ORTE's daemon job), and the

@@ -52,7 +52,7 @@ public sealed class ProcessEngine : IEngine
             why = "--no-warm";
         else if (Environment.GetEnvironmentVariable("SFRUN_WARM") == "0")
             why = "SFRUN_WARM=0";
-        else if (NativeLibraries.Find("libsfwarm.so") is { } library)
+        else if (NativeHelpers.Find("libsfwarm.so") is { } library)
             return library;
         else
             why = "libsfwarm.so not found (set SFRUN_NATIVE_DIR, or build native/ with scripts/setup)";

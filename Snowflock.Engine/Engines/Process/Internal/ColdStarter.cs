@@ -13,7 +13,7 @@ namespace Snowflock.Engine.Engines.Process.Internal;
 /// </summary>
 internal static class ColdStarter
 {
-    private static readonly string? Guard = NativeLibraries.Find("sfwarm-exec");
+    private static readonly string? Guard = NativeHelpers.Find("sfwarm-exec");
     private static readonly BlockingCollection<(ProcessStartInfo Psi, TaskCompletionSource<SysProcess?> Done)> Requests = new();
     private static readonly Lazy<Thread> Starter = new(() =>
     {

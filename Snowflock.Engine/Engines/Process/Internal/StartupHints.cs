@@ -55,9 +55,7 @@ internal sealed class StartupHints
     /// missing or empty; null if hwloc's lstopo is not installed or fails.</summary>
     private static string? TopologyFile()
     {
-        var cacheHome = Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } x
-            ? x : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
-        var dir = Path.Combine(cacheHome, "snowflock");
+        var dir = UserCache.Directory;
         var file = Path.Combine(dir, $"topology-{Environment.MachineName}.xml");
         try
         {

@@ -13,12 +13,10 @@ internal static class WarmProfile
 {
     public static string PathFor(string executable)
     {
-        var cacheHome = Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } x
-            ? x : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
         var info = new FileInfo(executable);
         var key = $"{info.FullName}\0{(info.Exists ? info.Length : 0)}\0{(info.Exists ? info.LastWriteTimeUtc.Ticks : 0)}";
         var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)))[..24];
-        return Path.Combine(cacheHome, "snowflock", "warm-profiles", hash + ".txt");
+        return Path.Combine(UserCache.Directory, "warm-profiles", hash + ".txt");
     }
 
     /// <summary>The recorded libraries that still exist, ':'-joined for SFWARM_PRELOAD; null if
