@@ -1,5 +1,7 @@
 using Snowflock.Engine.Engines.Process;
 using Snowflock.Engine.Engines.Process.Internal;
+using Snowflock.Engine.Engines.Qemu;
+using Snowflock.Engine.Engines.Qemu.Internal;
 
 namespace Snowflock.Engine;
 
@@ -20,8 +22,9 @@ public static class EngineCatalog
         new("process", true, NativeHelpers.Find("libsfwarm.so") is { } warm
             ? $"local processes, forked from a warm master ({warm})"
             : "local processes, started cold (libsfwarm.so not found: build native/ or set SFRUN_NATIVE_DIR)"),
-        new("qemu", false, "not built yet" + (OnPath("qemu-system-x86_64") ? "; qemu-system-x86_64 is installed" : "; qemu-system-x86_64 not found")
-            + (File.Exists("/dev/kvm") ? "; /dev/kvm exists (whether it runs a stock guest is probed once the engine exists)" : "; no /dev/kvm")),
+        QemuHost.Find() is { } qemu
+            ? new("qemu", true, $"VM clones of a warm template ({qemu.Version}; {qemu.AcceleratorReason})")
+            : new("qemu", false, "qemu-system-x86_64 not found (install qemu-system-x86)"),
         new("xen", false, "not built yet" + (OnPath("xl") ? "; xl is installed" : "; no xl toolstack on this host")),
     ];
 
@@ -32,8 +35,7 @@ public static class EngineCatalog
     public static IEngine Create(string name) => name switch
     {
         "process" => new ProcessEngine(),
-        "qemu" => throw new EngineUnavailableException(
-            "qemu engine: not available in this build of sfrun yet; use --engine process"),
+        "qemu" => new QemuEngine(),
         "xen" => throw new EngineUnavailableException(
             "xen engine: not available in this build of sfrun yet; use --engine process"),
         _ => throw new EngineUnavailableException(

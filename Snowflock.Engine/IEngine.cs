@@ -28,6 +28,9 @@ public sealed record WarmMasterSpec(string JobId, IReadOnlyList<string> Executab
 {
     /// <summary>False (<c>--no-warm</c>): no warm master, every rank starts cold from its executable.</summary>
     public bool Warm { get; init; } = true;
+
+    /// <summary>Ranks per clone (<c>-ppn</c>); null lets the engine choose (VM engines: one rank per VM).</summary>
+    public int? RanksPerClone { get; init; }
 }
 
 /// <summary>How ranks inside clones reach the launcher: bind the PMI server on

@@ -54,7 +54,7 @@ public sealed class Job
         using var stopIo = new CancellationTokenSource();
         try
         {
-            var prep = await engine.PrepareAsync(new WarmMasterSpec(Id, resolved.Select(b => b.Executable).Distinct().ToList()) { Warm = _spec.Warm }, ct)
+            var prep = await engine.PrepareAsync(new WarmMasterSpec(Id, resolved.Select(b => b.Executable).Distinct().ToList()) { Warm = _spec.Warm, RanksPerClone = _spec.PerNode }, ct)
                 .ConfigureAwait(false);
             timeline.Mark("clones requested");
             var clones = await engine.CloneAsync(total, ct).ConfigureAwait(false);

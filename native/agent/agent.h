@@ -47,12 +47,15 @@ void sysinit_power_off(void) __attribute__((noreturn));
 
 /* identity.c: hostname, addresses and /etc/hosts from an IDENTITY frame. */
 void identity_apply(const uint8_t *payload, uint32_t length);
+/* Brings the network device up at boot, so clones inherit a running link. */
+void identity_net_up(void);
 
 /* ranks.c: rank processes and their standard streams. */
 void ranks_start(uint16_t slot, const uint8_t *payload, uint32_t length);
 void ranks_stdin(uint16_t slot, const uint8_t *data, uint32_t length);
 void ranks_signal(uint16_t slot, int signo);
-void ranks_kill_all(void);
+/* everything: as PID 1, every process of the guest; else only the ranks' sessions. */
+void ranks_kill_all(int everything);
 void ranks_reap(void);
 int ranks_poll_fds(struct pollfd *fds, int max);
 void ranks_on_poll(const struct pollfd *fds, int count);

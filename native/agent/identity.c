@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -40,16 +41,14 @@ static int set_flags(int s, int up)
     return ioctl(s, SIOCSIFFLAGS, &ifr);
 }
 
+/* The device was brought up when the template booted, so its carrier is up in every clone; a
+ * down/up cycle here would make UCX find no running interface for up to a second (the kernel
+ * reports carrier changes lazily). virtio-net takes a new MAC while up. */
 static void configure_net(const char *ip_cidr, const char *mac_text, char *applied, size_t cap)
 {
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (s < 0) {
         agent_log("socket() failed: %s", strerror(errno));
-        return;
-    }
-    if (set_flags(s, 0) != 0) {
-        agent_log("%s: no such network device (%s)", NET_DEVICE, strerror(errno));
-        close(s);
         return;
     }
     unsigned char mac[6];
@@ -84,8 +83,17 @@ static void configure_net(const char *ip_cidr, const char *mac_text, char *appli
         if (ioctl(s, SIOCSIFNETMASK, &ifr) != 0)
             agent_log("ioctl(SIOCSIFNETMASK) failed: %s", strerror(errno));
     }
+    /* Up (should it not be) and running before the ranks look for interfaces. */
     if (set_flags(s, 1) != 0)
         agent_log("ioctl(%s up) failed: %s", NET_DEVICE, strerror(errno));
+    for (int waited = 0; waited < 3000; waited += 5) {
+        struct ifreq ifr = {0};
+        strncpy(ifr.ifr_name, NET_DEVICE, IFNAMSIZ - 1);
+        if (ioctl(s, SIOCGIFFLAGS, &ifr) != 0 || (ifr.ifr_flags & IFF_RUNNING))
+            break;
+        struct timespec five_ms = {0, 5 * 1000 * 1000};
+        nanosleep(&five_ms, NULL);
+    }
     struct ifreq ifr = {0};
     strncpy(ifr.ifr_name, NET_DEVICE, IFNAMSIZ - 1);
     if (ioctl(s, SIOCGIFHWADDR, &ifr) == 0) {
@@ -122,6 +130,18 @@ static void write_hosts(const char *hostname, const char *ip_cidr, const char *h
     }
     if (fclose(f) != 0)
         agent_log("close(/etc/hosts) failed: %s", strerror(errno));
+}
+
+void identity_net_up(void)
+{
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) {
+        agent_log("socket() failed: %s", strerror(errno));
+        return;
+    }
+    if (set_flags(s, 1) != 0 && errno != ENODEV)
+        agent_log("ioctl(%s up) failed: %s", NET_DEVICE, strerror(errno));
+    close(s);
 }
 
 void identity_apply(const uint8_t *payload, uint32_t length)

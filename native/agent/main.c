@@ -59,7 +59,7 @@ static void on_frame(const struct frame *f)
             ranks_signal(f->channel, (int)(f->payload[0] | f->payload[1] << 8 | f->payload[2] << 16 | (uint32_t)f->payload[3] << 24));
         break;
     case AGENT_QUIT:
-        ranks_kill_all();
+        ranks_kill_all(as_init);
         if (as_init)
             sysinit_power_off();
         exit(0);
@@ -106,11 +106,13 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++)
         if (strncmp(argv[i], "--channel-fd=", 13) == 0)
             channel = atoi(argv[i] + 13);
+        else if (strcmp(argv[i], "--loopback-up") == 0)
+            sysinit_loopback(); /* tests run the agent in a fresh network namespace */
         else if (strncmp(argv[i], "--channel-unix=", 15) == 0 && (channel = connect_unix(argv[i] + 15)) < 0)
             return 1;
     as_init = getpid() == 1;
     if (!as_init && channel < 0) {
-        fprintf(stderr, "usage: sfagent --channel-fd=N | --channel-unix=PATH (as PID 1 it finds its channel itself)\n");
+        fprintf(stderr, "usage: sfagent [--loopback-up] --channel-fd=N | --channel-unix=PATH (as PID 1 it finds its channel itself)\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -131,6 +133,7 @@ int main(int argc, char **argv)
         console_stdio();
         sysinit_modules("/etc/snowflock/modules");
         sysinit_loopback();
+        identity_net_up();
         channel = sysinit_open_port(AGENT_PORT_NAME, 30000);
         if (channel < 0) {
             agent_log("no virtio port named %s: %s", AGENT_PORT_NAME, strerror(errno));
@@ -174,7 +177,7 @@ int main(int argc, char **argv)
         relay_on_poll(fds + relay_at, nrelay);
         if (channel_index < 0 || fds[channel_index].revents != 0) {
             if (channel_read(on_frame) < 0) {
-                ranks_kill_all();
+                ranks_kill_all(as_init);
                 return 0;
             }
         }

@@ -198,11 +198,18 @@ void ranks_signal(uint16_t slot, int signo)
         agent_log("kill(%d, %d) failed: %s", (int)ranks[slot].pid, signo, strerror(errno));
 }
 
-void ranks_kill_all(void)
+void ranks_kill_all(int everything)
 {
-    /* Everything but PID 1 itself. */
-    if (kill(-1, SIGKILL) != 0 && errno != ESRCH)
-        agent_log("kill(-1, SIGKILL) failed: %s", strerror(errno));
+    /* As PID 1 of a guest, everything else in the guest goes. Outside a guest (tests) kill(-1)
+     * would reach every process of the user on the host: only the ranks' own sessions go. */
+    if (everything) {
+        if (kill(-1, SIGKILL) != 0 && errno != ESRCH)
+            agent_log("kill(-1, SIGKILL) failed: %s", strerror(errno));
+        return;
+    }
+    for (int slot = 0; slot < AGENT_MAX_RANKS; slot++)
+        if (ranks[slot].used && ranks[slot].pid > 0 && kill(-ranks[slot].pid, SIGKILL) != 0 && errno != ESRCH)
+            agent_log("kill(-%d, SIGKILL) failed: %s", (int)ranks[slot].pid, strerror(errno));
 }
 
 /* Returns 1 while the stream is open. */

@@ -1,0 +1,172 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using NLog;
+using Snowflock.Engine.Engines.Qemu.Internal;
+using Snowflock.Engine.Guest;
+
+namespace Snowflock.Engine.Engines.Qemu;
+
+/// <summary>
+/// The qemu engine: every clone is a QEMU microvm resumed from a warm template VM. The template
+/// boots once per guest image (the program, its libraries and the guest agent) with its RAM in a
+/// file, and its device state is saved with x-ignore-shared (the descriptor); a clone is a QEMU
+/// started with <c>-incoming defer</c> over the same RAM file mapped copy-on-write, resumed from the
+/// descriptor, then given its identity, MAC, address and fresh entropy by the host over its
+/// virtio-serial control channel. Ranks reach sfrun's PMI server through the agent's relay on that
+/// channel, and each other over a bridge in the job's own network namespace.
+/// With <c>--no-warm</c> every VM cold-boots the same image instead (what cloning is measured against).
+/// </summary>
+public sealed class QemuEngine : IEngine
+{
+    private static readonly Logger Log = LogManager.GetLogger("Snowflock.Engine.Qemu");
+
+    /// <summary>How long one clone may take to resume and take its identity (TCG, loaded host).</summary>
+    private static readonly TimeSpan CloneWithin = TimeSpan.FromSeconds(180);
+
+    private readonly List<QemuVm> _vms = [];
+    private readonly object _gate = new();
+    private QemuHost? _host;
+    private GuestImage? _image;
+    private QemuTemplate? _template;
+    private JobNetwork? _network;
+    private string? _runDir;
+    private string _jobId = "";
+    private int _ranksPerVm = 1;
+    private int _memoryMiB = 512;
+
+    public string Name => "qemu";
+
+    public async Task<EnginePreparation> PrepareAsync(WarmMasterSpec master, CancellationToken ct)
+    {
+        _host = QemuHost.Require();
+        _jobId = master.JobId;
+        _ranksPerVm = Math.Max(1, master.RanksPerClone ?? 1);
+        if (Environment.GetEnvironmentVariable("SFRUN_QEMU_MEMORY") is { Length: > 0 } m && int.TryParse(m, out var mib) && mib >= 64)
+            _memoryMiB = mib;
+        var agent = NativeHelpers.Find("sfagent")
+            ?? throw new EngineUnavailableException("qemu engine: the guest agent sfagent was not found; build native/ (scripts/setup) or set SFRUN_NATIVE_DIR");
+        // Sockets live here; unix socket paths are short, so not under the cache.
+        _runDir = Path.Combine(Path.GetTempPath(), $"sfrun-{master.JobId}");
+        Directory.CreateDirectory(_runDir);
+        var sw = Stopwatch.StartNew();
+        _image = await GuestImageBuilder.BuildAsync(new GuestImageSpec(master.Executables, agent), ct).ConfigureAwait(false);
+        var imageMs = sw.ElapsedMilliseconds;
+        if (master.Warm)
+            _template = await QemuTemplate.FindOrCreateAsync(_host, _image, _memoryMiB, _runDir, ct).ConfigureAwait(false);
+        Log.ForDebugEvent().Message("job {JobId}: qemu engine ({Accel}: {Why}); image {Image} in {ImageMs} ms; {Mode} in {Ms} ms", _jobId,
+                _host.Accelerator, _host.AcceleratorReason, _image.Hash, imageMs, _template is null ? "cold boot (--no-warm)" : "template ready",
+                sw.ElapsedMilliseconds)
+            .Property("EventName", "EnginePrepared").Log();
+        return new EnginePreparation(IPAddress.Loopback, IPAddress.Loopback.ToString());
+    }
+
+    public async Task<IReadOnlyList<IClone>> CloneAsync(int count, CancellationToken ct)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);
+        var host = _host ?? throw new InvalidOperationException("PrepareAsync first");
+        var vmCount = (count + _ranksPerVm - 1) / _ranksPerVm;
+        if (vmCount > 1)
+            _network = await JobNetwork.CreateAsync(vmCount, ct).ConfigureAwait(false);
+        var sw = Stopwatch.StartNew();
+        var vms = new QemuVm[vmCount];
+        for (var k = 0; k < vmCount; k++)
+        {
+            var vm = await StartVmAsync(host, k).ConfigureAwait(false);
+            lock (_gate)
+                _vms.Add(vm);
+            vms[k] = vm;
+        }
+        var hosts = string.Join(",", Enumerable.Range(0, vmCount).Select(k => $"{HostName(k)}={JobNetwork.Address(k)}"));
+        using var bound = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        bound.CancelAfter(CloneWithin);
+        try
+        {
+            await Task.WhenAll(vms.Select((vm, k) => BringUpAsync(vm, k, vmCount, hosts, bound.Token))).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            var slow = vms.FirstOrDefault(v => v.HasExited) ?? vms[0];
+            throw new CloneFailedException($"qemu engine: clones did not come up within {CloneWithin.TotalSeconds:0} s: {slow.LastError()}");
+        }
+        Log.ForDebugEvent().Message("job {JobId}: {Count} VM(s) {Mode} in {Ms} ms", _jobId, vmCount, _template is null ? "cold-booted" : "cloned",
+            sw.ElapsedMilliseconds).Property("EventName", "ClonesRunning").Log();
+        var clones = new List<IClone>(count);
+        for (var i = 0; i < count; i++)
+        {
+            var k = i / _ranksPerVm;
+            clones.Add(new QemuClone(new CloneIdentity(i, k, HostName(k)), vms[k], (ushort)(i % _ranksPerVm)));
+        }
+        return clones;
+    }
+
+    private static string HostName(int vm) => "vm" + vm.ToString(CultureInfo.InvariantCulture);
+
+    private async Task<QemuVm> StartVmAsync(QemuHost host, int k)
+    {
+        var paths = new VmPaths(Path.Combine(_runDir!, HostName(k)));
+        var netdev = _network is null ? QemuCommandLine.UnconnectedNetdev : JobNetwork.Netdev(k);
+        VmMemory memory = _template is { } t ? new VmMemory.CloneOf(t.MemoryMiB, t.MemoryFile) : new VmMemory.Private(_memoryMiB);
+        VmBoot boot = _template is null
+            ? new VmBoot.Kernel(_image!.KernelPath, _image.InitramfsPath, QemuCommandLine.KernelAppend(host))
+            : new VmBoot.Incoming();
+        var args = QemuCommandLine.For(host, $"snowflock-{_jobId}-{HostName(k)}", paths, memory, netdev, QemuCommandLine.Mac(0), boot);
+        return await QemuVm.StartAsync(host, HostName(k), paths, args, _network?.Namespace).ConfigureAwait(false);
+    }
+
+    private async Task BringUpAsync(QemuVm vm, int k, int vmCount, string hosts, CancellationToken ct)
+    {
+        await vm.ConnectAsync(IPAddress.Loopback, ct).ConfigureAwait(false);
+        Step(vm, "connected");
+        if (_template is { } t)
+            await vm.RestoreAsync(t.StateFile, ct).ConfigureAwait(false);
+        else
+            await vm.Agent!.PingAsync(TimeSpan.FromMilliseconds(200), ct).ConfigureAwait(false);
+        Step(vm, _template is null ? "booted" : "resumed");
+        var identity = new Dictionary<string, string>
+        {
+            ["clone"] = k.ToString(CultureInfo.InvariantCulture),
+            ["hostname"] = HostName(k),
+        };
+        if (vmCount > 1)
+        {
+            identity["ip"] = JobNetwork.Address(k) + "/16";
+            identity["mac"] = QemuCommandLine.Mac(k + 1);
+            identity["hosts"] = hosts;
+        }
+        var applied = await vm.Agent!.SetIdentityAsync(identity, ct).ConfigureAwait(false);
+        Log.ForTraceEvent().Message("{Vm}: identity {Identity}", vm.Name, applied.Replace('\n', ' ')).Property("EventName", "CloneIdentity").Log();
+    }
+
+    private static void Step(QemuVm vm, string what) =>
+        Log.ForTraceEvent().Message("{Vm}: {Step}", vm.Name, what).Property("EventName", "CloneStep").Log();
+
+    public async Task TeardownAsync(CancellationToken ct)
+    {
+        QemuVm[] vms;
+        lock (_gate)
+        {
+            vms = [.. _vms];
+            _vms.Clear();
+        }
+        await Task.WhenAll(vms.Select(v => v.DisposeAsync().AsTask())).ConfigureAwait(false);
+        if (_network is { } network)
+        {
+            _network = null;
+            await network.DisposeAsync().ConfigureAwait(false);
+        }
+        if (_runDir is { } dir && Directory.Exists(dir))
+        {
+            try
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+            catch (IOException e)
+            {
+                Log.ForWarnEvent().Message("cannot remove {Dir}: {Error}", dir, e.Message).Property("EventName", "RunDirLeft").Log();
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync() => await TeardownAsync(CancellationToken.None).ConfigureAwait(false);
+}

@@ -1,0 +1,113 @@
+using Snowflock.Tests.Integration.Support;
+
+namespace Snowflock.Tests.Integration.Qemu;
+
+/// <summary>
+/// The qemu engine end to end on real QEMU (TCG on these machines): unchanged MPICH programs run one
+/// rank per VM clone of a warm template, with the same output and exit codes as under the process
+/// engine and hydra, and no VM, network, socket or file of the job left afterwards. One class, so
+/// the VMs of these tests do not compete with each other for the two cores.
+/// </summary>
+[Trait("Engine", "qemu")]
+[Trait("Area", "integration")]
+public sealed class QemuEngineTests
+{
+    [Fact]
+    public async Task One_rank_in_one_clone_prints_what_the_process_engine_prints()
+    {
+        using var job = new QemuJob();
+        var r = await job.RunAsync("-np", "1", Repo.Example("cpi"), "100000");
+        var local = await CommandRun.SfrunAsync("-np", "1", Repo.Example("cpi"), "100000");
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Equal(local.Out, r.Out);
+        Assert.Equal("", r.Err);
+        await job.AssertNothingLeftAsync();
+    }
+
+    [Fact]
+    public async Task Two_clones_are_two_machines_on_one_network_and_their_ranks_talk_MPI()
+    {
+        using var job = new QemuJob();
+        var r = await job.RunAsync("-np", "2", Repo.Example("ring"));
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Contains("ring: 2 ranks", r.Out);
+        var names = await job.RunAsync("-l", "-np", "2", "/bin/sh", "-c", "hostname");
+        Assert.True(names.ExitCode == 0, names.Err);
+        Assert.Equal(["[0] vm0", "[1] vm1"], names.OutLines.Order());
+        await job.AssertNothingLeftAsync();
+    }
+
+    [Fact]
+    public async Task MPI_Abort_in_a_clone_ends_the_job_with_its_code()
+    {
+        using var job = new QemuJob();
+        var r = await job.RunAsync("-np", "2", Repo.TestProgram("abort"), "1", "7");
+        Assert.Equal(7, r.ExitCode);
+        Assert.Contains("sfrun: rank 1 (pid ", r.Err);
+        Assert.Contains("in vm1) called MPI_Abort with exit code 7", r.Err);
+        await job.AssertNothingLeftAsync();
+    }
+
+    [Theory]
+    [InlineData("segv", 11, "killed by signal 11 (SIGSEGV)")]
+    [InlineData("exit3", 3, "exited with code 3 before calling MPI_Finalize")]
+    public async Task A_crashing_rank_in_a_clone_ends_the_job_and_is_named(string how, int exitCode, string report)
+    {
+        using var job = new QemuJob();
+        var r = await job.RunAsync("-np", "2", Repo.TestProgram("crash"), "1", how);
+        Assert.Equal(exitCode, r.ExitCode);
+        var line = Assert.Single(r.Err.Split('\n'), l => l.StartsWith("sfrun: ", StringComparison.Ordinal));
+        Assert.Contains("rank 1 (pid ", line);
+        Assert.Contains("in vm1)", line);
+        Assert.Contains(report, line);
+        await job.AssertNothingLeftAsync();
+    }
+
+    [Fact]
+    public async Task Stdin_reaches_rank_0_inside_its_clone()
+    {
+        using var job = new QemuJob();
+        var input = "first line\nsecond line\n"u8.ToArray();
+        var r = await CommandRun.RunAsync(Repo.Sfrun, job.Args("-np", "1", "/bin/sh", "-c", "cat; echo done"), stdin: input,
+            env: job.Environment, bound: QemuJob.Bound);
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Equal("first line\nsecond line\ndone\n", r.Out);
+        await job.AssertNothingLeftAsync();
+    }
+
+    [Fact]
+    public async Task Ctrl_C_stops_the_ranks_and_destroys_every_clone()
+    {
+        using var job = new QemuJob();
+        await using var run = job.Start("-np", "2", "/bin/sh", "-c", "echo ready; while :; do sleep 0.1; done");
+        await run.WaitForLinesAsync("ready", 2, QemuJob.Bound);
+        Assert.True(Leaks.ProcessesWithTag(job.Tag).Count >= 2, "the clones' QEMUs carry the tag while they run");
+        run.Signal(2);
+        var r = await run.WaitAsync(QemuJob.Bound);
+        Assert.Equal(130, r.ExitCode);
+        Assert.Contains("interrupted by SIGINT", r.Err);
+        await job.AssertNothingLeftAsync();
+    }
+
+    [Fact]
+    public async Task Cold_boot_with_no_warm_runs_the_same_program()
+    {
+        using var job = new QemuJob();
+        var r = await job.RunAsync("--no-warm", "-np", "1", Repo.Example("cpi"), "1000");
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.StartsWith("pi is approximately", r.Out);
+        await job.AssertNothingLeftAsync();
+    }
+
+    [Fact]
+    public async Task A_missing_qemu_is_one_line_that_says_what_to_install()
+    {
+        using var job = new QemuJob();
+        var env = job.Environment;
+        env["SFRUN_QEMU"] = "/nonexistent/qemu-system-x86_64";
+        var r = await CommandRun.RunAsync(Repo.Sfrun, job.Args("-np", "1", Repo.Example("cpi")), env: env);
+        Assert.Equal(1, r.ExitCode);
+        Assert.Equal("sfrun: qemu engine: qemu-system-x86_64 not found; install qemu-system-x86 (scripts/setup does) or use --engine process\n", r.Err);
+        await job.AssertNothingLeftAsync();
+    }
+}
