@@ -37,10 +37,12 @@ internal static class ImageCommand
     public static async Task<int> RunAsync(IReadOnlyList<string> args, TextWriter output, CancellationToken ct)
     {
         var rest = args.Skip(1).Where(a => a is not ("-v" or "--verbose" or "-vv")).ToList();
-        if (rest.Count == 0 || rest[0] is "-h" or "--help" or "help")
+        if (rest.Count == 0)
+            throw new UsageException("sfrun image: build, list or rm? (sfrun image --help)");
+        if (rest[0] is "-h" or "--help" or "help")
         {
             output.WriteLine(Usage);
-            return rest.Count == 0 ? 2 : 0;
+            return 0;
         }
         switch (rest[0])
         {
@@ -61,7 +63,7 @@ internal static class ImageCommand
                 output.WriteLine($"removed {removed} image{(removed == 1 ? "" : "s")}");
                 return 0;
             default:
-                throw new UsageException($"unknown image command '{rest[0]}'\n{Usage}");
+                throw new UsageException($"unknown image command '{rest[0]}' (sfrun image --help)");
         }
     }
 
@@ -81,12 +83,12 @@ internal static class ImageCommand
             else if (a is "--agent" or "-agent" && i + 1 < args.Count)
                 agent = Path.GetFullPath(args[++i]);
             else if (a.StartsWith('-'))
-                throw new UsageException($"sfrun image build: unknown option {a}\n{Usage}");
+                throw new UsageException($"sfrun image build: unknown option {a} (sfrun image --help)");
             else
                 programs.Add(ProgramResolver.Resolve(a, Environment.CurrentDirectory, Environment.GetEnvironmentVariable("PATH")));
         }
         if (programs.Count == 0)
-            throw new UsageException("sfrun image build: no program given\n" + Usage);
+            throw new UsageException("sfrun image build: no program given (sfrun image --help)");
         agent ??= NativeHelpers.Find("sfagent")
             ?? throw new GuestImageException("the guest agent sfagent is not built: run make -C native (or set SFRUN_NATIVE_DIR)");
         var clock = System.Diagnostics.Stopwatch.StartNew();
