@@ -27,13 +27,20 @@ public static class GuestImageBuilder
     internal static async Task<GuestImage> BuildAsync(GuestImageSpec spec, ImageSources sources, CancellationToken ct)
     {
         var clock = Stopwatch.StartNew();
+        spec = spec with
+        {
+            Executables = spec.Executables.Select(Path.GetFullPath).ToList(),
+            AgentPath = Path.GetFullPath(spec.AgentPath),
+            ExtraFiles = spec.ExtraFiles.Select(Path.GetFullPath).ToList(),
+        };
         var kernel = HostKernel.FindNewest(sources.BootDirectory, sources.ModulesRoot);
-        var vmlinux = await kernel.ExtractVmlinuxAsync(Path.Combine(sources.CacheDirectory, "kernels"), ct);
         var layout = await ImageComposer.ComposeAsync(spec, kernel, sources, ct);
-
         var digests = new FileDigests(Path.Combine(sources.CacheDirectory, "digests.tsv"));
         var hash = Hash(layout, kernel, digests);
         digests.Save();
+        // Per kernel version and bytes: a kernel package rebuilt without a new ABI number keeps its version.
+        var vmlinux = await kernel.ExtractVmlinuxAsync(
+            Path.Combine(sources.CacheDirectory, "kernels", $"{kernel.Version}-{digests.DigestOf(kernel.BzImage)[..12]}"), ct);
 
         var dir = Path.Combine(sources.CacheDirectory, hash);
         var initramfs = Path.Combine(dir, InitramfsName);

@@ -28,17 +28,16 @@ internal sealed partial record HostKernel(string Version, string BzImage, string
     }
 
     /// <summary>
-    /// The vmlinux of this kernel, extracted once into <paramref name="cacheDirectory"/>/VERSION/.
+    /// The vmlinux of this kernel, extracted once into <paramref name="directory"/>.
     /// A bzImage is a small decompressor followed by the xz-compressed ELF kernel; xz stops at the
     /// end of its stream and ignores the decompressor's trailer that follows.
     /// </summary>
-    public async Task<string> ExtractVmlinuxAsync(string cacheDirectory, CancellationToken ct)
+    public async Task<string> ExtractVmlinuxAsync(string directory, CancellationToken ct)
     {
-        var dir = Path.Combine(cacheDirectory, Version);
-        var vmlinux = Path.Combine(dir, "vmlinux");
+        var vmlinux = Path.Combine(directory, "vmlinux");
         if (IsElf(vmlinux))
             return vmlinux;
-        Directory.CreateDirectory(dir);
+        Directory.CreateDirectory(directory);
 
         byte[] bz;
         try

@@ -49,14 +49,15 @@ public sealed class GuestImageBuilderTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task The_image_holds_init_busybox_the_program_its_libraries_and_the_module_list()
+    public async Task The_image_holds_init_busybox_the_program_its_libraries_the_extra_files_and_the_module_list()
     {
-        var image = await Build();
+        var extra = Path.Combine(Repo.Root, "native", "build", "libsfpmi.so");
+        var image = await GuestImageBuilder.BuildAsync(new GuestImageSpec([Program], Agent) { ExtraFiles = [extra] }, Sources, default);
         var r = await CommandRun.RunAsync("sh", ["-c", $"cpio -t --quiet < '{image.InitramfsPath}'"]);
         Assert.True(r.ExitCode == 0, r.Err);
         var names = r.OutLines.ToHashSet();
         foreach (var path in new[] { "init", "etc/snowflock/modules", "etc/passwd", "etc/group", "etc/hosts", "etc/nsswitch.conf",
-                     "proc", "sys", "dev", "tmp", "run", "root", Program.TrimStart('/') })
+                     "proc", "sys", "dev", "tmp", "run", "root", Program.TrimStart('/'), extra.TrimStart('/') })
             Assert.Contains(path, names);
         // On a merged-/usr host /bin is a link to usr/bin, so busybox and its applets live there.
         var bin = new FileInfo("/bin").LinkTarget is null ? "bin" : "usr/bin";
