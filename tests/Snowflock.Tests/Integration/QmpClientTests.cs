@@ -66,10 +66,7 @@ public sealed class QmpClientTests : IAsyncLifetime
     private static async Task<QmpEvent> NextEvent(QmpClient qmp, string name)
     {
         using var cts = new CancellationTokenSource(Bound);
-        await foreach (var e in qmp.Events.ReadAllAsync(cts.Token))
-            if (e.Name == name)
-                return e;
-        throw new InvalidOperationException($"the event stream ended before {name}");
+        return await qmp.WaitForEventAsync(name, cts.Token);
     }
 
     [Fact]

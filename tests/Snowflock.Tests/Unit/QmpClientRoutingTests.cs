@@ -95,7 +95,7 @@ public sealed class QmpClientRoutingTests : IDisposable
         var e = await Assert.ThrowsAsync<QmpConnectionClosedException>(() => stop);
         Assert.Contains("stop", e.Message);
         await Assert.ThrowsAsync<QmpConnectionClosedException>(() => qmp.ContAsync(_cts.Token));
-        Assert.False(await qmp.Events.WaitToReadAsync(_cts.Token));
+        await Assert.ThrowsAsync<QmpConnectionClosedException>(() => qmp.WaitForEventAsync("SHUTDOWN", _cts.Token));
     }
 
     [Fact]

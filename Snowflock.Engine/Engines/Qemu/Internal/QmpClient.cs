@@ -147,6 +147,17 @@ internal sealed class QmpClient : IAsyncDisposable
         }
     }
 
+    /// <summary>Reads <see cref="Events"/> up to the first event named <paramref name="name"/> and returns
+    /// it; the events before it are dropped (the caller is the channel's one reader). A
+    /// <see cref="QmpConnectionClosedException"/> if the socket closes first.</summary>
+    public async Task<QmpEvent> WaitForEventAsync(string name, CancellationToken ct)
+    {
+        await foreach (var e in Events.ReadAllAsync(ct))
+            if (e.Name == name)
+                return e;
+        throw new QmpConnectionClosedException($"QMP {_path}: closed while waiting for the {name} event");
+    }
+
     public Task StopAsync(CancellationToken ct) => ExecuteAsync("stop", null, ct);
 
     public Task ContAsync(CancellationToken ct) => ExecuteAsync("cont", null, ct);
