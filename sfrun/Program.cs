@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using Snowflock.Cli;
 using Snowflock.Cli.Logging;
 using Snowflock.Engine;
+using Snowflock.Engine.Guest;
 using Snowflock.Launcher;
 
 // sfrun's only job here: turn argv into a Job, run it, and turn every failure a user can meet
@@ -11,6 +12,11 @@ var verbosity = args.Contains("-v") || args.Contains("--verbose") || args.Contai
 var stderr = Console.Error;
 try
 {
+    if (ImageCommand.Selects(args))
+    {
+        LogSetup.Configure(verbosity, Environment.GetEnvironmentVariable("SFRUN_LOG"));
+        return await ImageCommand.RunAsync(args, Console.Out, CancellationToken.None);
+    }
     var invocation = SfrunCommandLine.Parse(args, Environment.GetEnvironmentVariable);
     verbosity = invocation.Verbosity;
     if (invocation.Engines)
@@ -72,7 +78,8 @@ catch (Exception e) when (e is ProgramNotFoundException)
 {
     return Fail(e, ProgramMissing);
 }
-catch (Exception e) when (e is OutputPatternException or PlacementException or EngineUnavailableException or CloneFailedException)
+catch (Exception e) when (e is OutputPatternException or PlacementException or EngineUnavailableException or CloneFailedException
+    or GuestImageException)
 {
     return Fail(e, InputError);
 }

@@ -1,4 +1,5 @@
 using Snowflock.Engine;
+using Snowflock.Engine.Internal;
 using System.Text;
 
 namespace Snowflock.Launcher.Internal;

@@ -31,6 +31,7 @@ internal static class HelpText
         }
         sb.AppendLine();
         sb.AppendLine("environment: SFRUN_LOG=FILE writes the log to FILE; MPIEXEC_TIMEOUT=SECONDS as -timeout.");
+        sb.AppendLine("sfrun image build|list|rm: the guest images of the VM engines (sfrun image --help).");
         foreach (var line in ExitStatusLines)
             sb.AppendLine(line);
         return sb.ToString();

@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Snowflock.Engine.Internal;
 using Snowflock.Launcher.Internal;
 using Snowflock.Tests.Integration.Support;
 using Xunit;

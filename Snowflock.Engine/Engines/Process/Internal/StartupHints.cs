@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using NLog;
 using SysProcess = System.Diagnostics.Process;
+using Snowflock.Engine.Internal;
 
 namespace Snowflock.Engine.Engines.Process.Internal;
 

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using Snowflock.Engine.Internal;
 
 namespace Snowflock.Engine.Engines.Process.Internal;
 

@@ -1,18 +1,20 @@
 using System.Buffers.Binary;
 using System.Text;
 
-namespace Snowflock.Launcher.Internal;
+namespace Snowflock.Engine.Internal;
 
 /// <summary>
 /// Reads the shared libraries an ELF executable names in its dynamic section (<c>DT_NEEDED</c>),
 /// the way <c>readelf -d</c> shows them, without running the loader. Goes through the program
 /// headers (<c>PT_DYNAMIC</c>, <c>PT_LOAD</c>), so stripped binaries without section headers work.
 /// Pure: bytes in, names out; anything that is not a well-formed ELF file gives <c>null</c>.
+/// Also reads what resolving those names needs (<c>DT_RUNPATH</c>, <c>DT_RPATH</c>, <c>PT_INTERP</c>),
+/// for the guest image's library closure.
 /// </summary>
 internal static class ElfDependencies
 {
-    private const uint PT_LOAD = 1, PT_DYNAMIC = 2;
-    private const long DT_NULL = 0, DT_NEEDED = 1, DT_STRTAB = 5, DT_STRSZ = 10;
+    private const uint PT_LOAD = 1, PT_DYNAMIC = 2, PT_INTERP = 3;
+    private const long DT_NULL = 0, DT_NEEDED = 1, DT_STRTAB = 5, DT_STRSZ = 10, DT_RPATH = 15, DT_RUNPATH = 29;
     private const int MaxProgramHeaders = 4096, MaxDynamicEntries = 65536;
 
     /// <summary>Reads <paramref name="length"/> bytes at <paramref name="offset"/>, or fewer at the end of the file.</summary>
@@ -20,12 +22,16 @@ internal static class ElfDependencies
 
     /// <summary>The <c>DT_NEEDED</c> names of the file at <paramref name="path"/>, in order; empty for a
     /// static ELF executable; <c>null</c> if the file is not ELF (a script, say) or cannot be read.</summary>
-    public static IReadOnlyList<string>? Of(string path)
+    public static IReadOnlyList<string>? Of(string path) => DynamicOf(path)?.Needed;
+
+    /// <summary>Everything the dynamic loader reads from the file to find its libraries; <c>null</c>
+    /// if the file is not ELF or cannot be read.</summary>
+    public static ElfDynamic? DynamicOf(string path)
     {
         try
         {
             using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-            return Parse((offset, buffer) => RandomAccess.Read(handle, buffer, offset));
+            return ParseDynamic((offset, buffer) => RandomAccess.Read(handle, buffer, offset));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -47,7 +53,9 @@ internal static class ElfDependencies
         });
     }
 
-    public static IReadOnlyList<string>? Parse(ReadAt read)
+    public static IReadOnlyList<string>? Parse(ReadAt read) => ParseDynamic(read)?.Needed;
+
+    public static ElfDynamic? ParseDynamic(ReadAt read)
     {
         Span<byte> ident = stackalloc byte[64];
         if (!ReadExactly(read, 0, ident) || ident[0] != 0x7f || ident[1] != (byte)'E' || ident[2] != (byte)'L' || ident[3] != (byte)'F')
@@ -62,10 +70,11 @@ internal static class ElfDependencies
         var phentsize = f.U16(ident, is64 ? 0x36 : 0x2a);
         var phnum = f.U16(ident, is64 ? 0x38 : 0x2c);
         if (phnum > MaxProgramHeaders || phentsize < (is64 ? 56 : 32) || phoff <= 0)
-            return phnum == 0 ? [] : null;
+            return phnum == 0 ? ElfDynamic.Static : null;
 
         var loads = new List<(ulong Vaddr, ulong Offset, ulong Filesz)>();
         (ulong Offset, ulong Size)? dynamic = null;
+        string? interpreter = null;
         var ph = new byte[phentsize];
         for (var i = 0; i < phnum; i++)
         {
@@ -81,15 +90,22 @@ internal static class ElfDependencies
                 loads.Add((vaddr, offset, filesz));
             else if (type == PT_DYNAMIC)
                 dynamic = (offset, filesz);
+            else if (type == PT_INTERP && filesz is > 1 and < 4096 && offset < long.MaxValue / 2)
+            {
+                var text = new byte[(int)filesz];
+                if (!ReadExactly(read, (long)offset, text))
+                    return null;
+                interpreter = Encoding.UTF8.GetString(text.AsSpan().TrimEnd((byte)0));
+            }
         }
         if (dynamic is not { } dyn)
-            return [];
+            return ElfDynamic.Static with { Interpreter = interpreter };
 
         var entrySize = is64 ? 16 : 8;
         var count = (int)Math.Min(dyn.Size / (ulong)entrySize, MaxDynamicEntries);
         var entry = new byte[entrySize];
         var needed = new List<ulong>();
-        ulong? strtab = null;
+        ulong? strtab = null, runpath = null, rpath = null;
         ulong strsz = 0;
         for (var i = 0; i < count; i++)
         {
@@ -105,9 +121,13 @@ internal static class ElfDependencies
                 strtab = val;
             else if (tag == DT_STRSZ)
                 strsz = val;
+            else if (tag == DT_RUNPATH)
+                runpath = val;
+            else if (tag == DT_RPATH)
+                rpath = val;
         }
-        if (needed.Count == 0)
-            return [];
+        if (needed.Count == 0 && runpath is null && rpath is null)
+            return ElfDynamic.Static with { Interpreter = interpreter };
         if (strtab is not { } strAddr || strsz == 0 || strsz > 64 << 20)
             return null;
 
@@ -123,18 +143,28 @@ internal static class ElfDependencies
         if (!ReadExactly(read, (long)strOffset, strings))
             return null;
 
-        var names = new List<string>(needed.Count);
-        foreach (var at in needed)
+        string? StringAt(ulong at)
         {
             if (at >= strsz)
                 return null;
             var rest = strings.AsSpan((int)at);
             var end = rest.IndexOf((byte)0);
-            if (end < 0)
-                return null;
-            names.Add(Encoding.UTF8.GetString(rest[..end]));
+            return end < 0 ? null : Encoding.UTF8.GetString(rest[..end]);
         }
-        return names;
+
+        var names = new List<string>(needed.Count);
+        foreach (var at in needed)
+        {
+            if (StringAt(at) is not { } name)
+                return null;
+            names.Add(name);
+        }
+        string? runpathText = null, rpathText = null;
+        if (runpath is { } rp && (runpathText = StringAt(rp)) is null)
+            return null;
+        if (rpath is { } r && (rpathText = StringAt(r)) is null)
+            return null;
+        return new ElfDynamic(names, runpathText, rpathText, interpreter);
     }
 
     private static bool ReadExactly(ReadAt read, long offset, Span<byte> buffer)
@@ -170,4 +200,11 @@ internal static class ElfDependencies
             return v > long.MaxValue / 2 ? -1 : (long)v;
         }
     }
+}
+
+/// <summary>What the dynamic loader reads from an ELF file: the libraries it names, where to look for
+/// them (<c>DT_RUNPATH</c> wins over <c>DT_RPATH</c>, as in ld.so), and the loader itself.</summary>
+internal sealed record ElfDynamic(IReadOnlyList<string> Needed, string? RunPath, string? RPath, string? Interpreter)
+{
+    public static readonly ElfDynamic Static = new([], null, null, null);
 }

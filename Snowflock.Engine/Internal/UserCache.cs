@@ -1,7 +1,7 @@
-namespace Snowflock.Engine.Engines.Process.Internal;
+namespace Snowflock.Engine.Internal;
 
-/// <summary>Where the process engine keeps what it learns once and reuses across jobs (machine
-/// topology, warm profiles): $XDG_CACHE_HOME/snowflock, else ~/.cache/snowflock.</summary>
+/// <summary>Where the engines keep what they learn or build once and reuse across jobs (machine
+/// topology, warm profiles, guest images): $XDG_CACHE_HOME/snowflock, else ~/.cache/snowflock.</summary>
 internal static class UserCache
 {
     public static string Directory

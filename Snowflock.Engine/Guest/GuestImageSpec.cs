@@ -1,0 +1,14 @@
+namespace Snowflock.Engine.Guest;
+
+/// <summary>What a guest image must hold: the programs the ranks run (absolute host paths; each
+/// goes in at the same path with its shared libraries) and the guest agent that runs as /init.</summary>
+public sealed record GuestImageSpec(IReadOnlyList<string> Executables, string AgentPath)
+{
+    /// <summary>More host files to copy in at their own paths (with their libraries if they are
+    /// ELF), e.g. native/build/libsfpmi.so for Open MPI ranks.</summary>
+    public IReadOnlyList<string> ExtraFiles { get; init; } = [];
+
+    /// <summary>The kernel modules the clone's devices need; the image also carries what they
+    /// depend on, and lists the load order in /etc/snowflock/modules.</summary>
+    public IReadOnlyList<string> Modules { get; init; } = ["virtio_mmio", "virtio_console", "virtio_net"];
+}
