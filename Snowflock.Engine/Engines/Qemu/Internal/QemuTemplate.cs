@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Text;
 using NLog;
 using Snowflock.Engine.Engines.Process.Internal;
+using Snowflock.Engine.Internal;
 using Snowflock.Engine.Guest;
 
 namespace Snowflock.Engine.Engines.Qemu.Internal;

@@ -6,7 +6,7 @@ using Snowflock.Engine.Guest.Internal;
 using Snowflock.Mpi.Pmi;
 using Snowflock.Tests.Integration.Support;
 
-namespace Snowflock.Tests.Integration.Qemu;
+namespace Snowflock.Tests.Integration.Vm;
 
 /// <summary>
 /// The guest agent (native/agent/sfagent) and the host side of its control channel

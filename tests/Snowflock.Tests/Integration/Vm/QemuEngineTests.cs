@@ -1,6 +1,6 @@
 using Snowflock.Tests.Integration.Support;
 
-namespace Snowflock.Tests.Integration.Qemu;
+namespace Snowflock.Tests.Integration.Vm;
 
 /// <summary>
 /// The qemu engine end to end on real QEMU (TCG on these machines): unchanged MPICH programs run one

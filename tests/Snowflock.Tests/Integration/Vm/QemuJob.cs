@@ -1,6 +1,6 @@
 using Snowflock.Tests.Integration.Support;
 
-namespace Snowflock.Tests.Integration.Qemu;
+namespace Snowflock.Tests.Integration.Vm;
 
 /// <summary>
 /// One sfrun job on the qemu engine, with what it needs to be checked for leaks: the job runs with
