@@ -10,9 +10,17 @@ public static class EngineCatalog
 {
     public static readonly IReadOnlyList<string> Names = ["process", "qemu", "xen"];
 
-    /// <summary>The engine used without <c>--engine</c>. DESIGN.md prefers xen, then qemu with a
-    /// KVM that really runs guests, then process; only process exists so far.</summary>
-    public const string Default = "process";
+    /// <summary>The engine used without <c>--engine</c>, after DESIGN.md: the best one this host runs at
+    /// full speed. qemu only where KVM really runs a stock guest (under TCG it is correct but slow,
+    /// so opt-in), else process. <c>SFRUN_ENGINE</c> overrides it, so a batch script that says
+    /// <c>sfrun</c> can be pointed at an engine without being edited. Only cheap checks here: this
+    /// runs at every start of sfrun.</summary>
+    public static string Default => DefaultEngine.Value;
+
+    private static readonly Lazy<string> DefaultEngine = new(() =>
+        Environment.GetEnvironmentVariable("SFRUN_ENGINE") is { Length: > 0 } chosen && Names.Contains(chosen) ? chosen
+        : QemuHost.KvmRunsGuests() && OnPath("qemu-system-x86_64") ? "qemu"
+        : "process");
 
     /// <summary>What <c>sfrun --engines</c> prints: each engine, whether this host can run it, and why.</summary>
     public sealed record Detection(string Name, bool Usable, string Why);

@@ -34,6 +34,8 @@ internal sealed record QemuHost(string Binary, string Accelerator, string Cpu, s
     /// fine but stalls a stock kernel and then fails on cmpxchg16b/xrstor, so the presence of
     /// /dev/kvm proves nothing: trust only the vendor modules (kvm_intel, kvm_amd).
     /// SFRUN_QEMU_ACCEL=tcg|kvm overrides the choice.</summary>
+    public static bool KvmRunsGuests() => ChooseAccelerator().Accel == "kvm";
+
     private static (string Accel, string Cpu, string Why) ChooseAccelerator()
     {
         var forced = Environment.GetEnvironmentVariable("SFRUN_QEMU_ACCEL");

@@ -37,6 +37,18 @@ public sealed class QemuEngineTests
         await job.AssertNothingLeftAsync();
     }
 
+    /// <summary>-ppn k puts k ranks in each VM: they share its hostname and see hydra's local rank
+    /// numbering, which MPICH also gets as the PMI process mapping (one node per VM).</summary>
+    [Fact]
+    public async Task Ppn_puts_several_ranks_in_each_clone()
+    {
+        using var job = new QemuJob();
+        var r = await job.RunAsync("-l", "-ppn", "2", "-np", "4", "/bin/sh", "-c", "echo $(hostname) $MPI_LOCALRANKID/$MPI_LOCALNRANKS");
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Equal(["[0] vm0 0/2", "[1] vm0 1/2", "[2] vm1 0/2", "[3] vm1 1/2"], r.OutLines.Order());
+        await job.AssertNothingLeftAsync();
+    }
+
     [Fact]
     public async Task MPI_Abort_in_a_clone_ends_the_job_with_its_code()
     {
@@ -97,6 +109,18 @@ public sealed class QemuEngineTests
         Assert.True(r.ExitCode == 0, r.Err);
         Assert.StartsWith("pi is approximately", r.Out);
         await job.AssertNothingLeftAsync();
+    }
+
+    /// <summary>Under TCG the qemu engine is opt-in (correct but slow); SFRUN_ENGINE picks the default
+    /// engine for scripts that cannot be edited.</summary>
+    [Fact]
+    public async Task The_default_engine_is_process_under_TCG_and_SFRUN_ENGINE_overrides_it()
+    {
+        var plain = await CommandRun.SfrunAsync("--engines");
+        Assert.Contains(plain.OutLines, l => l.StartsWith("process  usable    (default)", StringComparison.Ordinal));
+        Assert.Contains(plain.OutLines, l => l.StartsWith("qemu     usable    VM clones", StringComparison.Ordinal) && l.Contains("TCG"));
+        var chosen = await CommandRun.RunAsync(Repo.Sfrun, ["--engines"], env: new Dictionary<string, string> { ["SFRUN_ENGINE"] = "qemu" });
+        Assert.Contains(chosen.OutLines, l => l.StartsWith("qemu     usable    (default)", StringComparison.Ordinal));
     }
 
     [Fact]
