@@ -21,8 +21,9 @@ public sealed class QemuEngine : IEngine
 {
     private static readonly Logger Log = LogManager.GetLogger("Snowflock.Engine.Qemu");
 
-    /// <summary>How long one clone may take to resume and take its identity (TCG, loaded host).</summary>
-    private static readonly TimeSpan CloneWithin = TimeSpan.FromSeconds(180);
+    /// <summary>How long the clones of a job may take to resume and take their identities: generous,
+    /// because under TCG on a loaded 2-core host many VMs share two cores.</summary>
+    private static TimeSpan CloneWithin(int vms) => TimeSpan.FromSeconds(Math.Max(180, 30 * vms));
 
     private readonly List<QemuVm> _vms = [];
     private readonly object _gate = new();
@@ -47,7 +48,8 @@ public sealed class QemuEngine : IEngine
         var agent = NativeHelpers.Find("sfagent")
             ?? throw new EngineUnavailableException("qemu engine: the guest agent sfagent was not found; build native/ (scripts/setup) or set SFRUN_NATIVE_DIR");
         // Sockets live here; unix socket paths are short, so not under the cache.
-        _runDir = Path.Combine(Path.GetTempPath(), $"sfrun-{master.JobId}");
+        SweepDeadJobs();
+        _runDir = Path.Combine(Path.GetTempPath(), $"{RunDirPrefix}{master.JobId}");
         Directory.CreateDirectory(_runDir);
         var sw = Stopwatch.StartNew();
         _image = await GuestImageBuilder.BuildAsync(new GuestImageSpec(master.Executables, agent), ct).ConfigureAwait(false);
@@ -79,7 +81,7 @@ public sealed class QemuEngine : IEngine
         }
         var hosts = string.Join(",", Enumerable.Range(0, vmCount).Select(k => $"{HostName(k)}={JobNetwork.Address(k)}"));
         using var bound = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        bound.CancelAfter(CloneWithin);
+        bound.CancelAfter(CloneWithin(vmCount));
         try
         {
             await Task.WhenAll(vms.Select((vm, k) => BringUpAsync(vm, k, vmCount, hosts, bound.Token))).ConfigureAwait(false);
@@ -87,7 +89,7 @@ public sealed class QemuEngine : IEngine
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
             var slow = vms.FirstOrDefault(v => v.HasExited) ?? vms[0];
-            throw new CloneFailedException($"qemu engine: clones did not come up within {CloneWithin.TotalSeconds:0} s: {slow.LastError()}");
+            throw new CloneFailedException($"qemu engine: clones did not come up within {CloneWithin(vmCount).TotalSeconds:0} s: {slow.LastError()}");
         }
         Log.ForDebugEvent().Message("job {JobId}: {Count} VM(s) {Mode} in {Ms} ms", _jobId, vmCount, _template is null ? "cold-booted" : "cloned",
             sw.ElapsedMilliseconds).Property("EventName", "ClonesRunning").Log();
@@ -95,9 +97,34 @@ public sealed class QemuEngine : IEngine
         for (var i = 0; i < count; i++)
         {
             var k = i / _ranksPerVm;
-            clones.Add(new QemuClone(new CloneIdentity(i, k, HostName(k)), vms[k], (ushort)(i % _ranksPerVm)));
+            clones.Add(new QemuClone(new CloneIdentity(i, k, HostName(k)), vms[k], (ushort)(i % _ranksPerVm), Math.Min(_ranksPerVm, count - k * _ranksPerVm)));
         }
         return clones;
+    }
+
+    private const string RunDirPrefix = "sfrun-qemu-";
+
+    /// <summary>A job whose sfrun was SIGKILLed loses its QEMUs (they die with it) and its network
+    /// namespace, but not its folder of sockets and console logs: the next job removes those whose
+    /// sfrun (the pid in the job id) is gone.</summary>
+    private static void SweepDeadJobs()
+    {
+        try
+        {
+            foreach (var dir in Directory.EnumerateDirectories(Path.GetTempPath(), RunDirPrefix + "*"))
+            {
+                var id = Path.GetFileName(dir)[RunDirPrefix.Length..];
+                if (int.TryParse(id.Split('-')[0], out var pid) && pid != Environment.ProcessId && !Directory.Exists($"/proc/{pid}"))
+                {
+                    Directory.Delete(dir, recursive: true);
+                    Log.ForDebugEvent().Message("removed {Dir} of a job whose sfrun is gone", dir).Property("EventName", "DeadJobSwept").Log();
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Log.ForDebugEvent().Message("sweeping dead jobs: {Error}", e.Message).Property("EventName", "DeadJobSweepFailed").Log();
+        }
     }
 
     private static string HostName(int vm) => "vm" + vm.ToString(CultureInfo.InvariantCulture);
@@ -115,6 +142,19 @@ public sealed class QemuEngine : IEngine
     }
 
     private async Task BringUpAsync(QemuVm vm, int k, int vmCount, string hosts, CancellationToken ct)
+    {
+        try
+        {
+            await BringUpUncheckedAsync(vm, k, vmCount, hosts, ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not (CloneFailedException or OperationCanceledException))
+        {
+            // QMP or channel errors: say which clone, and what QEMU or its console said last.
+            throw new CloneFailedException($"qemu engine: {vm.Name}: {e.Message}" + (vm.LastError() is { Length: > 0 } last ? $" ({last})" : ""), e);
+        }
+    }
+
+    private async Task BringUpUncheckedAsync(QemuVm vm, int k, int vmCount, string hosts, CancellationToken ct)
     {
         await vm.ConnectAsync(IPAddress.Loopback, ct).ConfigureAwait(false);
         Step(vm, "connected");

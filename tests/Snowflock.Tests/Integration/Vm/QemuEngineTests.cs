@@ -101,6 +101,24 @@ public sealed class QemuEngineTests
         await job.AssertNothingLeftAsync();
     }
 
+    /// <summary>kill -9 of sfrun: every QEMU dies with it (PR_SET_PDEATHSIG through sfwarm-exec), and so
+    /// does the job's network namespace; the folder of sockets is removed by the next job.</summary>
+    [Fact]
+    public async Task SIGKILL_of_sfrun_takes_every_clone_with_it_and_the_next_job_sweeps_its_files()
+    {
+        using var job = new QemuJob();
+        await using (var run = job.Start("-np", "2", "/bin/sh", "-c", "echo ready; while :; do sleep 0.1; done"))
+        {
+            await run.WaitForLinesAsync("ready", 2, QemuJob.Bound);
+            run.Signal(9);
+            await run.WaitAsync(QemuJob.Bound);
+        }
+        await Leaks.AssertNoneAsync(job.Tag);
+        var next = await job.RunAsync("-np", "1", "/bin/true");
+        Assert.True(next.ExitCode == 0, next.Err);
+        await job.AssertNothingLeftAsync();
+    }
+
     [Fact]
     public async Task Cold_boot_with_no_warm_runs_the_same_program()
     {
