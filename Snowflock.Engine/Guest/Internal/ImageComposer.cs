@@ -45,7 +45,10 @@ internal static class ImageComposer
         // every path the host has (the loader at /lib64/ld-linux-x86-64.so.2) valid in the guest.
         foreach (var top in new[] { "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32" })
             if (new FileInfo(top).LinkTarget is { } target)
+            {
                 layout.TryAdd(new SymlinkEntry(top, target));
+                layout.AddDirectory(Path.GetFullPath(target, "/"));
+            }
         foreach (var dir in new[] { "/proc", "/sys", "/dev", "/run", "/etc", "/bin", "/sbin" })
             layout.AddDirectory(dir);
         layout.AddDirectory("/tmp", 0x3FF /* 01777 */);

@@ -63,6 +63,10 @@ public sealed class GuestImageBuilderTests : IAsyncLifetime
         var bin = new FileInfo("/bin").LinkTarget is null ? "bin" : "usr/bin";
         Assert.Contains(bin + "/busybox", names);
         Assert.Contains(bin + "/sh", names);
+        // Every mirrored top-level link leads somewhere: /sbin -> usr/sbin needs usr/sbin.
+        foreach (var top in new[] { "bin", "sbin", "lib", "lib64" })
+            if (new FileInfo("/" + top).LinkTarget is { } target)
+                Assert.Contains(Path.GetFullPath(target, "/").TrimStart('/'), names);
         Assert.Contains(names, n => n.EndsWith("/libc.so.6", StringComparison.Ordinal));
         Assert.Contains(names, n => n.EndsWith("/virtio_mmio.ko", StringComparison.Ordinal));
     }
