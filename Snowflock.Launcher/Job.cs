@@ -71,9 +71,10 @@ public sealed class Job
                     TaskScheduler.Default);
 
             var envBuilder = new RankEnvironmentBuilder(_spec, Environment.GetEnvironmentVariables());
-            // The SnowFlock clone API forks on the rank's own host: only the process engine's ranks can reach the agent.
-            if (engine.Name == "process" && CloneAgent.TryStart(Id, _spec.MaxClones) is { } agent)
-                envBuilder.SetForJob(CloneWire.Variable, (cloneAgent = agent).SocketPath);
+            // The SnowFlock clone API forks on the rank's own host: only the process engine's ranks can
+            // reach the agent; elsewhere an empty SF_AGENT (not an outer job's) makes libsf work standalone.
+            cloneAgent = engine.Name == "process" ? CloneAgent.TryStart(Id, _spec.MaxClones) : null;
+            envBuilder.SetForJob(CloneWire.Variable, cloneAgent?.SocketPath ?? "");
             var startError = await StartRanksAsync(resolved, clones, prep, pmi, peerCheck, envBuilder, output, state, timeline, pumps, stopIo.Token, ct)
                 .ConfigureAwait(false);
             var ending = await SuperviseAsync(state, timeline, pmi.Events, startError).ConfigureAwait(false);
