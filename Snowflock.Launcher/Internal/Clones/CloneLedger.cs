@@ -19,6 +19,9 @@ internal sealed class CloneLedger<THandle>(int limit)
         public List<THandle>? Clones { get; set; }
     }
 
+    /// <summary>The most clones one ticket may hold: its <c>cloned</c> line must fit in <see cref="CloneWire.MaxLine"/>.</summary>
+    public const int MaxPerTicket = 4096;
+
     private readonly Dictionary<int, Entry> _tickets = [];
     private int _nextId = 1;
 
@@ -29,7 +32,9 @@ internal sealed class CloneLedger<THandle>(int limit)
 
     public int Request(int owner, int count, out Refusal? refusal)
     {
-        refusal = count > Limit
+        refusal = count > MaxPerTicket
+            ? new("E2BIG", $"sf_request_ticket({count}): a ticket holds at most {MaxPerTicket} clones; ask for several tickets")
+            : count > Limit
             ? new("E2BIG", $"sf_request_ticket({count}): more clones than the job's limit of {Limit} (sfrun --max-clones, SF_MAX_CLONES)")
             : Granted + count > Limit
                 ? new("EAGAIN", $"sf_request_ticket({count}): {Granted} of the job's {Limit} clones (sfrun --max-clones) are held by other tickets; join or kill them first")

@@ -18,6 +18,8 @@ public sealed class CloneLedgerTests
         Assert.Contains("5 of the job's 8 clones", refusal.Text);
         Assert.Equal(0, ledger.Request(owner: 2, 9, out refusal));
         Assert.Equal("E2BIG", refusal!.Errno);
+        Assert.Equal(0, new CloneLedger<int>(100_000).Request(owner: 3, CloneLedger<int>.MaxPerTicket + 1, out var huge));
+        Assert.Equal("E2BIG", huge!.Errno);
         Assert.Null(ledger.CheckRecord(1, a, 5));
         ledger.Record(a, [101, 102, 103, 104, 105]);
         Assert.Equal([101, 102, 103, 104, 105], ledger.Done(1, a, out refusal));
