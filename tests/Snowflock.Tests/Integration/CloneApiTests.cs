@@ -245,6 +245,22 @@ public sealed partial class CloneApiTests
     }
 
     [Fact]
+    public async Task The_folder_of_a_SIGKILLed_sfrun_is_swept_by_the_next_job()
+    {
+        var tag = Leaks.NewTag();
+        await using var run = CommandRun.Start(Repo.Sfrun, [.. Leaks.TagArgs(tag), "-np", "1", Probe, "agent"], watchLines: true);
+        await run.WaitForLinesAsync("agent /", 1, Bound);
+        var path = run.OutSoFar.Split('\n').First(l => l.StartsWith("agent /", StringComparison.Ordinal))["agent ".Length..];
+        run.Signal(9);
+        await run.WaitAsync(Bound);
+        Assert.True(File.Exists(path), "nothing is left to sweep: was the agent's socket removed some other way?");
+        var next = await CommandRun.SfrunAsync("-np", "1", "/bin/true");
+        Assert.True(next.ExitCode == 0, next.Err);
+        Assert.False(Directory.Exists(Path.GetDirectoryName(path)), $"{Path.GetDirectoryName(path)} was not swept");
+        await Leaks.AssertNoneAsync(tag);
+    }
+
+    [Fact]
     public async Task The_table_example_gives_one_checksum_with_clones_one_worker_or_MPI_ranks()
     {
         var cloned = await CommandRun.SfrunAsync("-np", "1", Repo.Example("table"), "32", "8");
