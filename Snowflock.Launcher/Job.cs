@@ -2,6 +2,7 @@ using System.Threading.Channels;
 using NLog;
 using Snowflock.Engine;
 using Snowflock.Launcher.Internal;
+using Snowflock.Launcher.Internal.Clones;
 using Snowflock.Mpi.Pmi;
 
 namespace Snowflock.Launcher;
@@ -50,6 +51,7 @@ public sealed class Job
         await using var engine = EngineCatalog.Create(_spec.Engine);
         var state = new RankTable(total);
         Pmi1Server? pmi = null;
+        CloneAgent? cloneAgent = null;
         var pumps = new List<Task>();
         using var stopIo = new CancellationTokenSource();
         try
@@ -69,6 +71,10 @@ public sealed class Job
                     TaskScheduler.Default);
 
             var envBuilder = new RankEnvironmentBuilder(_spec, Environment.GetEnvironmentVariables());
+            // The SnowFlock clone API forks on the rank's own host: only the process engine's ranks can
+            // reach the agent; elsewhere an empty SF_AGENT (not an outer job's) makes libsf work standalone.
+            cloneAgent = engine.Name == "process" ? CloneAgent.TryStart(Id, _spec.MaxClones) : null;
+            envBuilder.SetForJob(CloneWire.Variable, cloneAgent?.SocketPath ?? "");
             var startError = await StartRanksAsync(resolved, clones, prep, pmi, peerCheck, envBuilder, output, state, timeline, pumps, stopIo.Token, ct)
                 .ConfigureAwait(false);
             var ending = await SuperviseAsync(state, timeline, pmi.Events, startError).ConfigureAwait(false);
@@ -82,6 +88,8 @@ public sealed class Job
         finally
         {
             stopIo.Cancel();
+            if (cloneAgent is not null)
+                await cloneAgent.DisposeAsync().ConfigureAwait(false);
             state.KillAll();
             await engine.TeardownAsync(CancellationToken.None).ConfigureAwait(false);
             foreach (var block in resolved)

@@ -37,6 +37,10 @@ public sealed record JobSpec
     /// <summary><c>--timeline FILE</c>: write a per-rank timeline of the job (.svg, or .html).</summary>
     public string? TimelinePath { get; init; }
 
+    /// <summary><c>--max-clones</c>/<c>SF_MAX_CLONES</c>: clones the job's ranks may hold at once through the
+    /// SnowFlock clone API (native/sf); null: the agent's default.</summary>
+    public int? MaxClones { get; init; }
+
     /// <summary>Ends the job (exit code 255 like hydra's MPIEXEC_TIMEOUT) after this long; null: never.</summary>
     public TimeSpan? Timeout { get; init; }
 

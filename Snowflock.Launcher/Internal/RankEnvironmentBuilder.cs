@@ -33,6 +33,9 @@ internal sealed class RankEnvironmentBuilder
             _base[k] = v;
     }
 
+    /// <summary>A variable sfrun itself gives every rank of the job (not per rank: warm masters get it too).</summary>
+    public void SetForJob(string name, string value) => _base[name] = value;
+
     public Dictionary<string, string> For(ProgramBlock block, IReadOnlyDictionary<string, string> wiring)
     {
         var env = new Dictionary<string, string>(_base, StringComparer.Ordinal);

@@ -45,6 +45,7 @@ internal static class SfrunCommandLine
         o.Timeline = One(o.Timeline);
         o.HostFile = One(o.HostFile);
         o.PerNode = One(o.PerNode);
+        o.MaxClones = One(o.MaxClones);
         o.GlobalEnv = Many(o.GlobalEnv);
         o.BlockEnv = Many(o.BlockEnv);
         o.Export = Many(o.Export);
@@ -110,6 +111,8 @@ internal static class SfrunCommandLine
             policy = EnvironmentPolicy.All;
 
         var timeoutText = all.Select(o => o.Timeout).LastOrDefault(t => t is not null) ?? getEnv("MPIEXEC_TIMEOUT");
+        var maxClones = all.Select(o => o.MaxClones).LastOrDefault(m => m is not null) is { } mc ? PositiveCount(mc, "--max-clones")
+            : getEnv("SF_MAX_CLONES") is { Length: > 0 } env ? PositiveCount(env, "SF_MAX_CLONES") : (int?)null;
         return new Invocation(new JobSpec
         {
             Blocks = blocks,
@@ -130,6 +133,7 @@ internal static class SfrunCommandLine
             HostFile = all.Select(o => o.HostFile).LastOrDefault(h => h is not null),
             PerNode = all.Select(o => o.PerNode).LastOrDefault(p => p is not null) is { } ppn ? PositiveCount(ppn, "-ppn") : null,
             Timeout = timeoutText is null ? null : Timeout(timeoutText),
+            MaxClones = maxClones,
         }, false, false, verbosity);
     }
 

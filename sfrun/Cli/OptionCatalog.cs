@@ -38,6 +38,7 @@ internal static class OptionCatalog
         new(["timeline"], 1, "FILE", "write a per-rank timeline of the job to FILE (.svg, or .html for a page)", "(sfrun only)"),
         new(["engine"], 1, "NAME", "how clones are made: process, qemu or xen (default: process)", "(sfrun only)"),
         new(["no-warm"], 0, "", "start every rank cold instead of forking it from a warm master (also SFRUN_WARM=0)", "(sfrun only)"),
+        new(["max-clones"], 1, "N", "let the job's ranks hold at most N clones at once through the SnowFlock clone API, libsf (default 256; also SF_MAX_CLONES)", "(sfrun only)"),
         new(["v", "verbose"], 0, "", "log what sfrun does to stderr; with errors, show the stack trace", "mpiexec -v"),
         new(["vv"], 0, "", "log every PMI request too", "(sfrun only)"),
         new(["version", "V"], 0, "", "print the version and exit", "mpiexec --version"),

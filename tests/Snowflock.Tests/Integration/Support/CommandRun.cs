@@ -129,6 +129,16 @@ internal sealed class CommandRun : IAsyncDisposable
         return all.ToArray();
     }
 
+    /// <summary>What the command wrote to stdout so far (only with watchLines).</summary>
+    public string OutSoFar
+    {
+        get
+        {
+            lock (_seen)
+                return _seen.ToString();
+        }
+    }
+
     /// <summary>What the command wrote to stderr so far (only with watchLines).</summary>
     public string StderrSoFar
     {
