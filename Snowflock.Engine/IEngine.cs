@@ -31,6 +31,10 @@ public sealed record WarmMasterSpec(string JobId, IReadOnlyList<string> Executab
 
     /// <summary>Ranks per clone (<c>-ppn</c>); null lets the engine choose (VM engines: one rank per VM).</summary>
     public int? RanksPerClone { get; init; }
+
+    /// <summary><c>--vm NAME</c>: fork every rank from this warm VM's long-lived master (the
+    /// launcher has checked with <see cref="WarmVms.ForJob"/> that it holds the job's program).</summary>
+    public string? WarmVm { get; init; }
 }
 
 /// <summary>How ranks inside clones reach the launcher: bind the PMI server on

@@ -54,7 +54,7 @@ public sealed class Job
         using var stopIo = new CancellationTokenSource();
         try
         {
-            var prep = await engine.PrepareAsync(new WarmMasterSpec(Id, resolved.Select(b => b.Executable).Distinct().ToList()) { Warm = _spec.Warm, RanksPerClone = _spec.PerNode }, ct)
+            var prep = await engine.PrepareAsync(new WarmMasterSpec(Id, resolved.Select(b => b.Executable).Distinct().ToList()) { Warm = _spec.Warm, RanksPerClone = _spec.PerNode, WarmVm = _spec.WarmVm }, ct)
                 .ConfigureAwait(false);
             timeline.Mark("clones requested");
             var clones = await engine.CloneAsync(total, ct).ConfigureAwait(false);
@@ -122,6 +122,8 @@ public sealed class Job
                 throw new PlacementException($"-wdir {block.WorkingDirectory}: no such directory");
             var path = _spec.GlobalEnvironment.TryGetValue("PATH", out var p) ? p : Environment.GetEnvironmentVariable("PATH");
             var executable = ProgramResolver.Resolve(block.Program, wdir, path);
+            if (_spec.WarmVm is { } vm)
+                WarmVms.ForJob(vm, executable, block.Arguments);
             list.Add(new ResolvedBlock(block, executable, wdir, MpiFlavor.SetupFor(executable, Id, mpiScratch)));
         }
         return list;

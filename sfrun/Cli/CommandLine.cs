@@ -41,6 +41,7 @@ internal static class SfrunCommandLine
         o.ErrfilePattern = One(o.ErrfilePattern);
         o.Timeout = One(o.Timeout);
         o.Engine = One(o.Engine);
+        o.Vm = One(o.Vm);
         o.Hosts = One(o.Hosts);
         o.Timeline = One(o.Timeline);
         o.HostFile = One(o.HostFile);
@@ -73,6 +74,9 @@ internal static class SfrunCommandLine
         if (all.Any(o => o.Version))
             return new Invocation(null, false, true, verbosity);
 
+        var vm = all.Select(o => o.Vm).LastOrDefault(v => v is not null);
+        if (vm is not null)
+            parsed = WithWarmVmProgram(parsed, vm, all.Any(o => o.NoWarm));
         var blocks = new List<ProgramBlock>();
         foreach (var (section, options) in parsed)
         {
@@ -125,12 +129,29 @@ internal static class SfrunCommandLine
             PrintAllExitCodes = all.Any(o => o.PrintAllExitCodes),
             Engine = all.Select(o => o.Engine).LastOrDefault(e => e is not null) ?? Snowflock.Engine.EngineCatalog.Default,
             Warm = !all.Any(o => o.NoWarm),
+            WarmVm = vm,
             TimelinePath = all.Select(o => o.Timeline).LastOrDefault(t => t is not null),
             HostList = all.Select(o => o.Hosts).LastOrDefault(h => h is not null),
             HostFile = all.Select(o => o.HostFile).LastOrDefault(h => h is not null),
             PerNode = all.Select(o => o.PerNode).LastOrDefault(p => p is not null) is { } ppn ? PositiveCount(ppn, "-ppn") : null,
             Timeout = timeoutText is null ? null : Timeout(timeoutText),
         }, false, false, verbosity);
+    }
+
+    /// <summary>With <c>--vm NAME</c> there is one program block, and its program may be left out:
+    /// it is then the warm VM's own program and arguments.</summary>
+    private static List<(CommandSection Section, SfrunOptions Options)> WithWarmVmProgram(
+        List<(CommandSection Section, SfrunOptions Options)> parsed, string vm, bool noWarm)
+    {
+        if (noWarm)
+            throw new UsageException("--vm and --no-warm contradict each other: a warm VM's ranks are forked");
+        if (parsed.Count > 1)
+            throw new UsageException("--vm runs one program block (the warm VM's program); MPMD ':' blocks need their own masters");
+        var (section, options) = parsed[0];
+        if (section.Program is not null)
+            return parsed;
+        var record = Snowflock.Engine.WarmVms.Find(vm);
+        return [(section with { Program = record.Program, ProgramArguments = record.Arguments }, options)];
     }
 
     private static int RankCount(string? text)

@@ -37,6 +37,7 @@ internal static class OptionCatalog
         new(["timeout"], 1, "SECONDS", "kill the job after SECONDS and exit 255 (also MPIEXEC_TIMEOUT)", "mpirun --timeout, hydra MPIEXEC_TIMEOUT"),
         new(["timeline"], 1, "FILE", "write a per-rank timeline of the job to FILE (.svg, or .html for a page)", "(sfrun only)"),
         new(["engine"], 1, "NAME", "how clones are made: process, qemu or xen (default: process)", "(sfrun only)"),
+        new(["vm"], 1, "NAME", "fork the ranks from warm VM NAME ('sfrun warm create NAME ./app'); the program may be omitted", "(sfrun only)"),
         new(["no-warm"], 0, "", "start every rank cold instead of forking it from a warm master (also SFRUN_WARM=0)", "(sfrun only)"),
         new(["v", "verbose"], 0, "", "log what sfrun does to stderr; with errors, show the stack trace", "mpiexec -v"),
         new(["vv"], 0, "", "log every PMI request too", "(sfrun only)"),

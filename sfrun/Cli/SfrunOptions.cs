@@ -25,6 +25,7 @@ internal sealed class SfrunOptions
     [Option("hostfile")] public string? HostFile { get; set; }
     [Option("ppn")] public string? PerNode { get; set; }
     [Option("no-warm")] public bool NoWarm { get; set; }
+    [Option("vm")] public string? Vm { get; set; }
     [Option("verbose")] public bool Verbose { get; set; }
     [Option("vv")] public bool VeryVerbose { get; set; }
     [Option("version")] public bool Version { get; set; }

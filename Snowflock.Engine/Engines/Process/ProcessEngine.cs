@@ -32,7 +32,13 @@ public sealed class ProcessEngine : IEngine
         // Ranks may start children of their own; as subreaper sfrun inherits them when a rank
         // dies, and teardown kills them too.
         Posix.BecomeSubreaper();
-        if (WarmWanted(master) is { } library)
+        if (master.WarmVm is { } vm)
+        {
+            _warm = new WarmMasters(master.JobId, AttachWarmVm(vm));
+            if (Environment.GetEnvironmentVariable("SFRUN_WARM_HINTS") != "0")
+                _hints = StartupHints.ForOneHost();
+        }
+        else if (WarmWanted(master) is { } library)
         {
             _warm = new WarmMasters(master.JobId, library, ConnectWithin);
             if (Environment.GetEnvironmentVariable("SFRUN_WARM_HINTS") != "0")
@@ -42,6 +48,26 @@ public sealed class ProcessEngine : IEngine
                 master.Executables.Count, _warm is null ? "off" : "on")
             .Property("EventName", "EnginePrepared").Log();
         return Task.FromResult(new EnginePreparation(IPAddress.Loopback, IPAddress.Loopback.ToString()));
+    }
+
+    /// <summary>Connects to the warm VM's master for this job.</summary>
+    /// <exception cref="WarmVmDeadException">It does not answer.</exception>
+    private static WarmMaster AttachWarmVm(string name)
+    {
+        var record = WarmVms.Find(name);
+        if (!WarmVms.IsAlive(record))
+            throw new WarmVmDeadException(WarmVms.DeadMessage(record));
+        try
+        {
+            var master = WarmMaster.Attach(name, record.Socket, record.Pid, record.Program, WarmVms.AnswerWithin);
+            Log.ForDebugEvent().Message("job forks from warm VM {Vm} (master {Pid})", name, record.Pid)
+                .Property("EventName", "WarmVmAttached").Log();
+            return master;
+        }
+        catch (Exception e) when (e is IOException or WarmUnavailableException)
+        {
+            throw new WarmVmDeadException($"warm VM '{name}' (pid {record.Pid}) does not answer: {e.Message}; run 'sfrun warm rm {name}' and create it again");
+        }
     }
 
     /// <summary>libsfwarm.so if the job should fork from warm masters, else null (said why at -v).</summary>
