@@ -28,6 +28,9 @@ public sealed record JobSpec
     /// <summary><c>--vm NAME</c>: fork the ranks from this warm VM (<c>sfrun warm create</c>) instead of a master of the job's own.</summary>
     public string? WarmVm { get; init; }
 
+    /// <summary><c>--isolate</c>: every clone in namespaces of its own, on a per-job bridge.</summary>
+    public bool Isolate { get; init; }
+
     /// <summary><c>-hosts</c>: hosts (and slots) to place ranks on; null: host file, batch allocation, or this host.</summary>
     public string? HostList { get; init; }
 

@@ -12,7 +12,10 @@
  *   STATS  u32 jobs served, u32 live clones        listen mode only, right after HELLO
  * sfrun -> master
  *   FORK   u32 seq, i32 rank, str cwd, u32 count, count x str "NAME=VALUE"
- *          with exactly three fds (stdin, stdout, stderr) as SCM_RIGHTS on the frame's first byte
+ *          with exactly three fds (stdin, stdout, stderr) as SCM_RIGHTS on the frame's first byte;
+ *          or four, the fourth an fd of the job's network namespace, when the environment holds
+ *          SFWARM_ISOLATE="ADDRESS/PREFIX HOSTNAME PEER BRIDGE" (--isolate; taken out of the
+ *          rank's environment)
  *
  * EOF from sfrun: the master SIGKILLs every clone it made, reaps them, and exits.
  *

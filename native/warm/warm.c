@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "isolate.h"
 #include "profile.h"
 #include "protocol.h"
 
@@ -50,7 +51,7 @@ struct fork_request {
     char *cwd;
     char **env; /* NULL-terminated */
     size_t env_bytes; /* sum of strlen + 1 over env */
-    int fds[3];
+    int fds[4]; /* stdin, stdout, stderr; with --isolate, the job's network namespace */
 };
 
 static void fail(const char *call)
@@ -169,9 +170,9 @@ static int read_full(int fd, unsigned char *buf, size_t len)
     return 1;
 }
 
-/* Reads a frame header, collecting any fds sent with it (up to 3; more is an error). Returns 1 on
+/* Reads a frame header, collecting any fds sent with it (up to 4; more are closed). Returns 1 on
  * success, 0 on EOF or error. */
-static int read_header(int sock, uint32_t *len, uint32_t *type, int fds[3], int *nfds)
+static int read_header(int sock, uint32_t *len, uint32_t *type, int fds[4], int *nfds)
 {
     unsigned char hdr[8];
     size_t got = 0;
@@ -196,7 +197,7 @@ static int read_header(int sock, uint32_t *len, uint32_t *type, int fds[3], int 
             size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
             int *in = (int *)CMSG_DATA(c);
             for (size_t i = 0; i < count; i++) {
-                if (*nfds < 3)
+                if (*nfds < 4)
                     fds[(*nfds)++] = in[i];
                 else
                     close(in[i]);
@@ -262,7 +263,7 @@ static void free_request(struct fork_request *req)
         for (char **e = req->env; *e; e++)
             free(*e);
     free(req->env);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (req->fds[i] >= 0)
             close(req->fds[i]);
 }
@@ -364,6 +365,19 @@ static void reap(void)
     }
 }
 
+/* The SFWARM_ISOLATE entry of a clone's environment, or NULL. */
+static char **isolation_of(char **env)
+{
+    for (char **e = env; e && *e; e++)
+        if (strncmp(*e, "SFWARM_ISOLATE=", 15) == 0)
+            return e;
+    return NULL;
+}
+
+/* The signals sfrun forwards to ranks: an isolated clone relays them into its namespaces. */
+static const int relayed[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
+#define RELAYED_COUNT ((int)(sizeof relayed / sizeof relayed[0]))
+
 /* In the clone: become the rank. Returns the environment for main(); exits on failure. */
 static char **become_rank(struct fork_request *req, pid_t master)
 {
@@ -395,6 +409,20 @@ static char **become_rank(struct fork_request *req, pid_t master)
     for (int i = 0; i < 3; i++)
         if (req->fds[i] > 2)
             close(req->fds[i]);
+    char **isolation = isolation_of(req->env);
+    if (isolation) {
+        /* The rank's environment does not show it; the pad of the master's area makes room. */
+        const char *spec = *isolation + 15;
+        for (char **e = isolation; *e; e++)
+            e[0] = e[1];
+        req->env_bytes -= strlen(spec) + 16;
+        struct sigaction saved[RELAYED_COUNT];
+        for (int i = 0; i < RELAYED_COUNT; i++)
+            sigaction(relayed[i], NULL, &saved[i]);
+        sfwarm_isolate(spec, req->fds[3], relayed, RELAYED_COUNT);
+        for (int i = 0; i < RELAYED_COUNT; i++)
+            sigaction(relayed[i], &saved[i], NULL);
+    }
     if (chdir(req->cwd) != 0) {
         fprintf(stderr, "sfwarm: rank %d: chdir(%s) failed: %s\n", (int)req->rank, req->cwd, strerror(errno));
         _exit(127);
@@ -414,7 +442,7 @@ static int serve_request(int j, pid_t master, char ***env)
 {
     int sock = jobs[j].fd;
     uint32_t len, type;
-    struct fork_request req = { .fds = { -1, -1, -1 } };
+    struct fork_request req = { .fds = { -1, -1, -1, -1 } };
     int nfds;
     if (!read_header(sock, &len, &type, req.fds, &nfds)) {
         free_request(&req);
@@ -438,7 +466,7 @@ static int serve_request(int j, pid_t master, char ***env)
         end_job(j);
         return 0;
     }
-    int ok = parse_fork(payload, len, &req) && nfds == 3;
+    int ok = parse_fork(payload, len, &req) && (nfds == 3 || (nfds == 4 && isolation_of(req.env)));
     free(payload);
     int32_t result;
     if (!ok) {

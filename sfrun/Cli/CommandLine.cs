@@ -75,6 +75,8 @@ internal static class SfrunCommandLine
             return new Invocation(null, false, true, verbosity);
 
         var vm = all.Select(o => o.Vm).LastOrDefault(v => v is not null);
+        if (all.Any(o => o.Isolate) && all.Any(o => o.NoWarm))
+            throw new UsageException("--isolate forks every clone from a warm master; it cannot be combined with --no-warm");
         if (vm is not null)
             parsed = WithWarmVmProgram(parsed, vm, all.Any(o => o.NoWarm));
         var blocks = new List<ProgramBlock>();
@@ -130,6 +132,7 @@ internal static class SfrunCommandLine
             Engine = all.Select(o => o.Engine).LastOrDefault(e => e is not null) ?? Snowflock.Engine.EngineCatalog.Default,
             Warm = !all.Any(o => o.NoWarm),
             WarmVm = vm,
+            Isolate = all.Any(o => o.Isolate),
             TimelinePath = all.Select(o => o.Timeline).LastOrDefault(t => t is not null),
             HostList = all.Select(o => o.Hosts).LastOrDefault(h => h is not null),
             HostFile = all.Select(o => o.HostFile).LastOrDefault(h => h is not null),

@@ -274,7 +274,9 @@ internal sealed class WarmMaster : IAsyncDisposable
     /// <summary>The next clone forked records the warm profile into <paramref name="path"/> at exit.</summary>
     public void RecordProfileTo(string path) => Volatile.Write(ref _recordProfileTo, path);
 
-    public async Task<IRankProcess> ForkAsync(RankStart start, string host, CancellationToken ct)
+    /// <param name="jobNetwork">With --isolate: an fd of the job's network namespace (the environment
+    /// then holds SFWARM_ISOLATE), sent along so the clone can plug into the job's bridge.</param>
+    public async Task<IRankProcess> ForkAsync(RankStart start, string host, CancellationToken ct, int? jobNetwork = null)
     {
         if (Interlocked.Exchange(ref _recordProfileTo, null) is { } profile)
             start = start with { Environment = new Dictionary<string, string>(start.Environment) { ["SFWARM_PROFILE_OUT"] = profile } };
@@ -292,7 +294,9 @@ internal sealed class WarmMaster : IAsyncDisposable
                 if (_closed)
                     throw new RankStartException(_vm is null ? $"rank {start.Rank}: the warm master of {_executable} is gone"
                         : $"rank {start.Rank}: warm VM '{_vm}' (pid {_pid}) is gone");
-                WarmSyscalls.SendWithFds(_connection, frame, [stdin.Read, stdout.Write, stderr.Write]);
+                WarmSyscalls.SendWithFds(_connection, frame, jobNetwork is { } net
+                    ? [stdin.Read, stdout.Write, stderr.Write, net]
+                    : [stdin.Read, stdout.Write, stderr.Write]);
             }
         }
         catch (Exception e)

@@ -18,6 +18,7 @@ internal sealed class WarmMasters : IAsyncDisposable
     internal static readonly HashSet<string> PerRankVariables = new(StringComparer.Ordinal)
     {
         "PMI_FD", "PMI_PORT", "PMI_ID", "PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID", "MPI_LOCALNRANKS", "MPI_APPNUM", "PMI_SPAWNED",
+        "SFWARM_ISOLATE",
     };
 
     private readonly string _jobId;
