@@ -195,9 +195,10 @@ static void end_like(int status)
 
 void sfwarm_isolate(const char *spec, int job_netns, const int *relayed, int relayed_count)
 {
-    char address_text[64], hostname[65], peer[IFNAMSIZ], bridge[IFNAMSIZ];
+    char address_text[64], hostname[65], peer[IFNAMSIZ], bridge[IFNAMSIZ], ipc[8] = "";
     int prefix;
-    if (sscanf(spec, "%63[0-9.]/%d %64s %15s %15s", address_text, &prefix, hostname, peer, bridge) != 5 || prefix < 1 || prefix > 30) {
+    int fields = sscanf(spec, "%63[0-9.]/%d %64s %15s %15s %7s", address_text, &prefix, hostname, peer, bridge, ipc);
+    if (fields < 5 || prefix < 1 || prefix > 30 || (fields == 6 && strcmp(ipc, "ipc") != 0)) {
         fprintf(stderr, "sfwarm: --isolate: malformed SFWARM_ISOLATE '%s'\n", spec);
         _exit(127);
     }
@@ -206,8 +207,9 @@ void sfwarm_isolate(const char *spec, int job_netns, const int *relayed, int rel
         fprintf(stderr, "sfwarm: --isolate: bad address '%s'\n", address_text);
         _exit(127);
     }
-    if (unshare(CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC) != 0)
-        die("unshare(CLONE_NEWNET|CLONE_NEWUTS|CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWIPC)");
+    int own_ipc = fields == 6;
+    if (unshare(CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWNS | CLONE_NEWPID | (own_ipc ? CLONE_NEWIPC : 0)) != 0)
+        die("unshare(CLONE_NEWNET|CLONE_NEWUTS|CLONE_NEWNS|CLONE_NEWPID)");
     plug_in(address, prefix, peer, bridge, job_netns);
     if (sethostname(hostname, strlen(hostname)) != 0)
         die("sethostname");
@@ -257,7 +259,7 @@ void sfwarm_isolate(const char *spec, int job_netns, const int *relayed, int rel
     close(alive[0]);
     if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
         die("mount(/proc)");
-    if (mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") != 0)
+    if (own_ipc && mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") != 0)
         die("mount(/dev/shm)");
     pid_t rank = fork();
     if (rank < 0)

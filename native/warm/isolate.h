@@ -3,10 +3,11 @@
 
 #include <signal.h>
 
-/* In a clone that sfrun asked to isolate (--isolate): puts it in its own pid, uts, mount, ipc and
- * network namespaces (with its own /proc and /dev/shm) and plugs it into the job's bridge, then
- * returns in the process that becomes the rank. Its own ipc namespace and /dev/shm make UCX see
- * another machine (it would otherwise share memory between clones instead of using TCP). spec is "ADDRESS/PREFIX HOSTNAME PEER BRIDGE" (from SFWARM_ISOLATE); job_netns is an
+/* In a clone that sfrun asked to isolate (--isolate): puts it in its own pid, uts, mount and
+ * network namespaces (with its own /proc) and plugs it into the job's bridge, then returns in the
+ * process that becomes the rank. With a sixth field "ipc" also its own ipc namespace and /dev/shm:
+ * only then does UCX see another machine and use TCP between clones (it tells machines apart by
+ * the kernel's boot id and the ipc namespace, so it otherwise shares memory between clones). spec is "ADDRESS/PREFIX HOSTNAME PEER BRIDGE [ipc]" (from SFWARM_ISOLATE); job_netns is an
  * fd of the job's network namespace, where the bridge is. The clone sfrun knows (its pid) stays
  * outside and ends as the rank ends, with the same wait status; the rank is pid 2 of the new pid
  * namespace under a small init (pid 1). Signals sfrun forwards to the clone reach the rank.

@@ -1,5 +1,5 @@
 /* Shows what machine a rank believes it is on, for the --isolate tests: its host name, its IPv4
- * addresses other than loopback, its pid, and the host name MPI reports; then rank 0 gathers a
+ * addresses other than loopback, its pid, the host name MPI reports and UCX_TLS; then rank 0 gathers a
  * token from every rank (MPI traffic between the clones) and prints the sum. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -7,6 +7,7 @@
 #include <mpi.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -34,7 +35,9 @@ int main(int argc, char **argv)
         }
         freeifaddrs(all);
     }
-    printf("rank %d host %s ip %s pid %d mpihost %s\n", rank, host, addresses[0] ? addresses : "-", (int)getpid(), mpi_host);
+    const char *tls = getenv("UCX_TLS");
+    printf("rank %d host %s ip %s pid %d mpihost %s ucx_tls %s\n", rank, host, addresses[0] ? addresses : "-", (int)getpid(), mpi_host,
+           tls ? tls : "-");
     fflush(stdout);
     int token = rank + 1, sum = 0;
     MPI_Reduce(&token, &sum, 1, MPI_INT, MPI_SUM, 0, MPI_COMM_WORLD);

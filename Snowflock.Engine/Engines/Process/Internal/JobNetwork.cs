@@ -59,8 +59,12 @@ internal sealed unsafe partial class JobNetwork : IDisposable
         return new IPAddress([10, 77, (byte)(n >> 8), (byte)n]);
     }
 
-    /// <summary>What libsfwarm.so needs to isolate clone <paramref name="index"/> (SFWARM_ISOLATE).</summary>
-    public static string CloneSpec(int index, string hostName) => $"{AddressOf(index)}/{PrefixLength} {hostName} sfv{index} {Bridge}";
+    /// <summary>What libsfwarm.so needs to isolate clone <paramref name="index"/> (SFWARM_ISOLATE).
+    /// SFRUN_ISOLATE_IPC=1 adds an ipc namespace and /dev/shm of its own: UCX then has to use TCP
+    /// between clones — and MPICH 4.0.2 with UCX 1.13 over TCP hangs now and then in MPI_Finalize
+    /// (as it does under mpiexec.hydra with UCX_TLS=tcp,self), so it is not the default.</summary>
+    public static string CloneSpec(int index, string hostName) =>
+        $"{AddressOf(index)}/{PrefixLength} {hostName} sfv{index} {Bridge}" + (Environment.GetEnvironmentVariable("SFRUN_ISOLATE_IPC") == "1" ? " ipc" : "");
 
     /// <exception cref="EngineUnavailableException">sfrun may not make namespaces here (not root).</exception>
     public static JobNetwork Create()
