@@ -129,7 +129,7 @@ internal static class SfrunCommandLine
                 StderrPattern = all.Select(o => o.ErrfilePattern).LastOrDefault(p => p is not null),
             },
             PrintAllExitCodes = all.Any(o => o.PrintAllExitCodes),
-            Engine = all.Select(o => o.Engine).LastOrDefault(e => e is not null) ?? Snowflock.Engine.EngineCatalog.Default,
+            Engine = EngineFor(all.Select(o => o.Engine).LastOrDefault(e => e is not null), vm),
             Warm = !all.Any(o => o.NoWarm),
             WarmVm = vm,
             Isolate = all.Any(o => o.Isolate),
@@ -155,6 +155,17 @@ internal static class SfrunCommandLine
             return parsed;
         var record = Snowflock.Engine.WarmVms.Find(vm);
         return [(section with { Program = record.Program, ProgramArguments = record.Arguments }, options)];
+    }
+
+    /// <summary>The engine asked for; with <c>--vm</c> the warm VM's own (another is an error), else the default.</summary>
+    private static string EngineFor(string? asked, string? vm)
+    {
+        if (vm is null)
+            return asked ?? Snowflock.Engine.EngineCatalog.Default;
+        var held = Snowflock.Engine.WarmVms.Find(vm).Engine;
+        if (asked is not null && asked != held)
+            throw new UsageException($"--engine {asked}: warm VM '{vm}' is a {held} engine warm VM");
+        return held;
     }
 
     private static int RankCount(string? text)

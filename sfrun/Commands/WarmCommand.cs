@@ -46,7 +46,8 @@ internal static class WarmCommand
         if (args.Count == 0 || args[0].StartsWith('-'))
             throw new UsageException("sfrun warm create needs a NAME; " + Usage);
         var name = args[0];
-        var engine = EngineCatalog.Default;
+        // Not EngineCatalog.Default: only the process engine keeps warm VMs so far.
+        var engine = "process";
         var i = 1;
         // Options of `warm create` come before the program; everything from it on is the program's.
         for (; i < args.Count && args[i].StartsWith('-'); i++)
