@@ -162,7 +162,16 @@ internal static class SfrunCommandLine
     {
         if (vm is null)
             return asked ?? Snowflock.Engine.EngineCatalog.Default;
-        var held = Snowflock.Engine.WarmVms.Find(vm).Engine;
+        string held;
+        try
+        {
+            held = Snowflock.Engine.WarmVms.Find(vm).Engine;
+        }
+        catch (Snowflock.Engine.WarmVmNotFoundException)
+        {
+            // The job says so, in one line, when it looks for the warm VM to fork from.
+            return asked ?? "process";
+        }
         if (asked is not null && asked != held)
             throw new UsageException($"--engine {asked}: warm VM '{vm}' is a {held} engine warm VM");
         return held;
