@@ -31,8 +31,21 @@ public sealed record WarmMasterSpec(string JobId, IReadOnlyList<string> Executab
 
     /// <summary>Ranks per clone (<c>-ppn</c>); null lets the engine choose (VM engines: one rank per VM).</summary>
     public int? RanksPerClone { get; init; }
+
+    /// <summary><c>--vm NAME</c>: fork every rank from this warm VM's long-lived master (the
+    /// launcher has checked with <see cref="WarmVms.ForJob"/> that it holds the job's program).</summary>
+    public string? WarmVm { get; init; }
+
+    /// <summary><c>--isolate</c>: each clone gets its own pid, uts, mount and network namespace
+    /// and an address of its own, so that it looks like a machine of its own to MPI.</summary>
+    public bool Isolate { get; init; }
 }
 
 /// <summary>How ranks inside clones reach the launcher: bind the PMI server on
 /// <paramref name="PmiListenAddress"/>, and tell ranks to connect to <paramref name="PmiHostForClones"/>.</summary>
-public sealed record EnginePreparation(System.Net.IPAddress PmiListenAddress, string PmiHostForClones);
+public sealed record EnginePreparation(System.Net.IPAddress PmiListenAddress, string PmiHostForClones)
+{
+    /// <summary>Set when the clones live in a network of their own (<c>--isolate</c>): runs an
+    /// action there, so that the PMI server's socket, made by it, is where clones can reach it.</summary>
+    public Action<Action>? RunInClonesNetwork { get; init; }
+}

@@ -56,7 +56,7 @@ public sealed class Job
         using var stopIo = new CancellationTokenSource();
         try
         {
-            var prep = await engine.PrepareAsync(new WarmMasterSpec(Id, resolved.Select(b => b.Executable).Distinct().ToList()) { Warm = _spec.Warm, RanksPerClone = _spec.PerNode }, ct)
+            var prep = await engine.PrepareAsync(new WarmMasterSpec(Id, resolved.Select(b => b.Executable).Distinct().ToList()) { Warm = _spec.Warm, RanksPerClone = _spec.PerNode, WarmVm = _spec.WarmVm, Isolate = _spec.Isolate }, ct)
                 .ConfigureAwait(false);
             timeline.Mark("clones requested");
             var clones = await engine.CloneAsync(total, ct).ConfigureAwait(false);
@@ -65,7 +65,10 @@ public sealed class Job
             var appnum = resolved.SelectMany((b, i) => Enumerable.Repeat(i, b.Block.Ranks)).ToArray();
             var peerCheck = new PmiPeerCheck(total);
             pmi = new Pmi1Server(new PmiJobLayout($"kvs_{Id}", nodeOfRank, appnum) { Admission = peerCheck.Admit });
-            pmi.Start(prep.PmiListenAddress);
+            if (prep.RunInClonesNetwork is { } inClonesNetwork)
+                inClonesNetwork(() => pmi.Start(prep.PmiListenAddress));
+            else
+                pmi.Start(prep.PmiListenAddress);
             if (_spec.Timeout is { } timeout)
                 _ = Task.Delay(timeout, stopIo.Token).ContinueWith(t => { if (!t.IsCanceled) _events.Writer.TryWrite(new JobEvent.TimedOut()); },
                     TaskScheduler.Default);
@@ -130,6 +133,8 @@ public sealed class Job
                 throw new PlacementException($"-wdir {block.WorkingDirectory}: no such directory");
             var path = _spec.GlobalEnvironment.TryGetValue("PATH", out var p) ? p : Environment.GetEnvironmentVariable("PATH");
             var executable = ProgramResolver.Resolve(block.Program, wdir, path);
+            if (_spec.WarmVm is { } vm)
+                WarmVms.ForJob(vm, executable, block.Arguments);
             list.Add(new ResolvedBlock(block, executable, wdir, MpiFlavor.SetupFor(executable, Id, mpiScratch)));
         }
         return list;

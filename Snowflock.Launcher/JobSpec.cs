@@ -25,6 +25,12 @@ public sealed record JobSpec
     /// <summary>Fork ranks from a warm master where the engine can (<c>--no-warm</c> turns it off).</summary>
     public bool Warm { get; init; } = true;
 
+    /// <summary><c>--vm NAME</c>: fork the ranks from this warm VM (<c>sfrun warm create</c>) instead of a master of the job's own.</summary>
+    public string? WarmVm { get; init; }
+
+    /// <summary><c>--isolate</c>: every clone in namespaces of its own, on a per-job bridge.</summary>
+    public bool Isolate { get; init; }
+
     /// <summary><c>-hosts</c>: hosts (and slots) to place ranks on; null: host file, batch allocation, or this host.</summary>
     public string? HostList { get; init; }
 

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Snowflock.Cli;
+using Snowflock.Cli.Commands;
 using Snowflock.Cli.Logging;
 using Snowflock.Engine;
 using Snowflock.Engine.Guest;
@@ -17,6 +18,9 @@ try
         LogSetup.Configure(verbosity, Environment.GetEnvironmentVariable("SFRUN_LOG"));
         return await ImageCommand.RunAsync(args, Console.Out, CancellationToken.None);
     }
+    // Sub-commands: the first word selects one; everything else is an mpiexec command line.
+    if (args is ["warm", .. var warmArgs])
+        return WarmCommand.Run(warmArgs, Console.Out);
     var invocation = SfrunCommandLine.Parse(args, Environment.GetEnvironmentVariable);
     verbosity = invocation.Verbosity;
     if (invocation.Engines)
@@ -80,6 +84,10 @@ catch (Exception e) when (e is ProgramNotFoundException)
 }
 catch (Exception e) when (e is OutputPatternException or PlacementException or EngineUnavailableException or CloneFailedException
     or GuestImageException)
+{
+    return Fail(e, InputError);
+}
+catch (Exception e) when (e is WarmVmNotFoundException or WarmVmDeadException or WarmVmMismatchException or WarmVmCreateException)
 {
     return Fail(e, InputError);
 }

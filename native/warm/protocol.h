@@ -9,11 +9,20 @@
  *   HELLO  u32 version, i32 pid, u32 threads      once, right after connecting
  *   PID    u32 seq, i32 pid (or -errno)            answer to FORK seq
  *   EXIT   i32 pid, i32 status                     a clone ended; raw waitpid() status
+ *   STATS  u32 jobs served, u32 live clones        listen mode only, right after HELLO
  * sfrun -> master
  *   FORK   u32 seq, i32 rank, str cwd, u32 count, count x str "NAME=VALUE"
- *          with exactly three fds (stdin, stdout, stderr) as SCM_RIGHTS on the frame's first byte
+ *          with exactly three fds (stdin, stdout, stderr) as SCM_RIGHTS on the frame's first byte;
+ *          or four, the fourth an fd of the job's network namespace, when the environment holds
+ *          SFWARM_ISOLATE="ADDRESS/PREFIX HOSTNAME PEER BRIDGE" (--isolate; taken out of the
+ *          rank's environment)
  *
  * EOF from sfrun: the master SIGKILLs every clone it made, reaps them, and exits.
+ *
+ * Listen mode (SFWARM_LISTEN=path, a warm VM's long-lived master): the master creates the socket
+ * and serves every connection of its own user (SO_PEERCRED) as one job, several at once. EOF on a
+ * job's connection: the master SIGKILLs that job's clones, reaps them, sends their EXIT frames
+ * (sfrun shut down only its writing side), closes the connection, and goes on serving.
  */
 #ifndef SFWARM_PROTOCOL_H
 #define SFWARM_PROTOCOL_H
@@ -27,6 +36,7 @@ enum sfwarm_type {
     SFWARM_FORK = 2,
     SFWARM_PID = 3,
     SFWARM_EXIT = 4,
+    SFWARM_STATS = 5,
 };
 
 #endif

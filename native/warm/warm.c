@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "isolate.h"
 #include "profile.h"
 #include "protocol.h"
 
@@ -36,8 +37,11 @@ static main_fn real_main;
 static sigset_t original_mask;
 static struct sigaction original_sigchld;
 
-/* The master's clones, alive until reaped. */
-static pid_t *clones;
+/* The master's clones, alive until reaped, each with the job (connection) that asked for it. */
+static struct clone {
+    pid_t pid;
+    int job;
+} *clones;
 static size_t clone_count, clone_capacity;
 
 /* A FORK request, parsed and validated. */
@@ -47,7 +51,7 @@ struct fork_request {
     char *cwd;
     char **env; /* NULL-terminated */
     size_t env_bytes; /* sum of strlen + 1 over env */
-    int fds[3];
+    int fds[4]; /* stdin, stdout, stderr; with --isolate, the job's network namespace */
 };
 
 static void fail(const char *call)
@@ -166,9 +170,9 @@ static int read_full(int fd, unsigned char *buf, size_t len)
     return 1;
 }
 
-/* Reads a frame header, collecting any fds sent with it (up to 3; more is an error). Returns 1 on
+/* Reads a frame header, collecting any fds sent with it (up to 4; more are closed). Returns 1 on
  * success, 0 on EOF or error. */
-static int read_header(int sock, uint32_t *len, uint32_t *type, int fds[3], int *nfds)
+static int read_header(int sock, uint32_t *len, uint32_t *type, int fds[4], int *nfds)
 {
     unsigned char hdr[8];
     size_t got = 0;
@@ -193,7 +197,7 @@ static int read_header(int sock, uint32_t *len, uint32_t *type, int fds[3], int 
             size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
             int *in = (int *)CMSG_DATA(c);
             for (size_t i = 0; i < count; i++) {
-                if (*nfds < 3)
+                if (*nfds < 4)
                     fds[(*nfds)++] = in[i];
                 else
                     close(in[i]);
@@ -259,13 +263,14 @@ static void free_request(struct fork_request *req)
         for (char **e = req->env; *e; e++)
             free(*e);
     free(req->env);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (req->fds[i] >= 0)
             close(req->fds[i]);
 }
 
 /* The socket sfrun listens on, and its per-job directory: removed when the master ends, so that
- * nothing is left behind even when sfrun was killed before its own teardown ran. */
+ * nothing is left behind even when sfrun was killed before its own teardown ran. A warm VM's
+ * master (listen mode) leaves its socket to `sfrun warm rm`, which also removes its record. */
 static const char *socket_path;
 
 static void remove_socket(void)
@@ -284,19 +289,58 @@ static void remove_socket(void)
     }
 }
 
+/* The connections the master serves: one (to the sfrun that started it) for a per-job master;
+ * up to MAX_JOBS jobs at once for a warm VM's master, each owning the clones it asked for. */
+#define MAX_JOBS 64
+static struct job {
+    int fd; /* -1: free */
+    int forked; /* has asked for a clone: counts as a job served */
+} jobs[MAX_JOBS];
+static int listen_fd = -1;
+static int signal_fd = -1;
+static uint32_t jobs_served;
+
 static void kill_clones_and_exit(void)
 {
     remove_socket();
     for (size_t i = 0; i < clone_count; i++)
-        if (kill(clones[i], SIGKILL) != 0 && errno != ESRCH)
+        if (kill(clones[i].pid, SIGKILL) != 0 && errno != ESRCH)
             fail("kill");
     for (size_t i = 0; i < clone_count; i++)
-        while (waitpid(clones[i], NULL, 0) < 0 && errno == EINTR)
+        while (waitpid(clones[i].pid, NULL, 0) < 0 && errno == EINTR)
             ;
     _exit(0);
 }
 
-static void reap(int sock)
+/* Ends job j: kills and reaps its clones, reports each end to it (sfrun has only shut down its
+ * writing side, so it still reads: the last EXIT tells it every clone is gone), then closes it.
+ * A per-job master has nothing left to serve and exits. */
+static void end_job(int j)
+{
+    if (listen_fd < 0)
+        kill_clones_and_exit();
+    for (size_t i = 0; i < clone_count; i++)
+        if (clones[i].job == j && kill(clones[i].pid, SIGKILL) != 0 && errno != ESRCH)
+            fail("kill");
+    for (size_t i = 0; i < clone_count;) {
+        if (clones[i].job != j) {
+            i++;
+            continue;
+        }
+        int status = 0;
+        pid_t pid = clones[i].pid;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+        clones[i] = clones[--clone_count];
+        uint32_t words[2] = { (uint32_t)pid, (uint32_t)status };
+        send_frame(jobs[j].fd, SFWARM_EXIT, words, 2);
+    }
+    close(jobs[j].fd);
+    jobs[j].fd = -1;
+    jobs[j].forked = 0;
+}
+
+static void reap(void)
 {
     for (;;) {
         int status;
@@ -305,20 +349,37 @@ static void reap(int sock)
             continue;
         if (pid <= 0)
             return;
+        int owner = -1;
         for (size_t i = 0; i < clone_count; i++) {
-            if (clones[i] == pid) {
+            if (clones[i].pid == pid) {
+                owner = clones[i].job;
                 clones[i] = clones[--clone_count];
                 break;
             }
         }
+        if (owner < 0 || jobs[owner].fd < 0)
+            continue;
         uint32_t words[2] = { (uint32_t)pid, (uint32_t)status };
-        if (!send_frame(sock, SFWARM_EXIT, words, 2))
-            kill_clones_and_exit();
+        if (!send_frame(jobs[owner].fd, SFWARM_EXIT, words, 2))
+            end_job(owner);
     }
 }
 
+/* The SFWARM_ISOLATE entry of a clone's environment, or NULL. */
+static char **isolation_of(char **env)
+{
+    for (char **e = env; e && *e; e++)
+        if (strncmp(*e, "SFWARM_ISOLATE=", 15) == 0)
+            return e;
+    return NULL;
+}
+
+/* The signals sfrun forwards to ranks: an isolated clone relays them into its namespaces. */
+static const int relayed[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
+#define RELAYED_COUNT ((int)(sizeof relayed / sizeof relayed[0]))
+
 /* In the clone: become the rank. Returns the environment for main(); exits on failure. */
-static char **become_rank(struct fork_request *req, pid_t master, int sock, int sigfd)
+static char **become_rank(struct fork_request *req, pid_t master)
 {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) {
         fail("prctl(PR_SET_PDEATHSIG)");
@@ -332,8 +393,13 @@ static char **become_rank(struct fork_request *req, pid_t master, int sock, int 
         fail("setsid");
         _exit(127);
     }
-    close(sock);
-    close(sigfd);
+    /* No fd of the server survives into the rank (they are close-on-exec, but there is no exec). */
+    for (int j = 0; j < MAX_JOBS; j++)
+        if (jobs[j].fd >= 0)
+            close(jobs[j].fd);
+    if (listen_fd >= 0)
+        close(listen_fd);
+    close(signal_fd);
     for (int i = 0; i < 3; i++) {
         if (dup2(req->fds[i], i) < 0) {
             fail("dup2");
@@ -343,6 +409,20 @@ static char **become_rank(struct fork_request *req, pid_t master, int sock, int 
     for (int i = 0; i < 3; i++)
         if (req->fds[i] > 2)
             close(req->fds[i]);
+    char **isolation = isolation_of(req->env);
+    if (isolation) {
+        /* The rank's environment does not show it; the pad of the master's area makes room. */
+        const char *spec = *isolation + 15;
+        for (char **e = isolation; *e; e++)
+            e[0] = e[1];
+        req->env_bytes -= strlen(spec) + 16;
+        struct sigaction saved[RELAYED_COUNT];
+        for (int i = 0; i < RELAYED_COUNT; i++)
+            sigaction(relayed[i], NULL, &saved[i]);
+        sfwarm_isolate(spec, req->fds[3], relayed, RELAYED_COUNT);
+        for (int i = 0; i < RELAYED_COUNT; i++)
+            sigaction(relayed[i], &saved[i], NULL);
+    }
     if (chdir(req->cwd) != 0) {
         fprintf(stderr, "sfwarm: rank %d: chdir(%s) failed: %s\n", (int)req->rank, req->cwd, strerror(errno));
         _exit(127);
@@ -356,21 +436,147 @@ static char **become_rank(struct fork_request *req, pid_t master, int sock, int 
     return req->env;
 }
 
-/* Serves sfrun until EOF. Returns only in a clone, with the clone's environment. */
-static char **serve(const char *path)
+/* Takes one frame from job j and forks the clone it asks for. Returns 1 in the clone (with *env
+ * set), 0 in the master. A protocol error or EOF ends the job. */
+static int serve_request(int j, pid_t master, char ***env)
+{
+    int sock = jobs[j].fd;
+    uint32_t len, type;
+    struct fork_request req = { .fds = { -1, -1, -1, -1 } };
+    int nfds;
+    if (!read_header(sock, &len, &type, req.fds, &nfds)) {
+        free_request(&req);
+        end_job(j); /* EOF: sfrun is gone or done */
+        return 0;
+    }
+    if (type != SFWARM_FORK || len > SFWARM_MAX_PAYLOAD) {
+        fprintf(stderr, "sfwarm: protocol error: frame type %u, length %u\n", type, len);
+        free_request(&req);
+        end_job(j);
+        return 0;
+    }
+    unsigned char *payload = malloc(len ? len : 1);
+    if (!payload) {
+        fail("malloc");
+        kill_clones_and_exit();
+    }
+    if (!read_full(sock, payload, len)) {
+        free(payload);
+        free_request(&req);
+        end_job(j);
+        return 0;
+    }
+    int ok = parse_fork(payload, len, &req) && (nfds == 3 || (nfds == 4 && isolation_of(req.env)));
+    free(payload);
+    int32_t result;
+    if (!ok) {
+        fprintf(stderr, "sfwarm: protocol error: malformed fork request (%d fds)\n", nfds);
+        result = -EPROTO;
+    } else {
+        if (clone_count == clone_capacity) {
+            size_t cap = clone_capacity ? clone_capacity * 2 : 64;
+            struct clone *grown = realloc(clones, cap * sizeof *clones);
+            if (!grown) {
+                fail("realloc");
+                kill_clones_and_exit();
+            }
+            clones = grown;
+            clone_capacity = cap;
+        }
+        if (!jobs[j].forked) {
+            jobs[j].forked = 1;
+            jobs_served++;
+        }
+        pid_t pid = fork();
+        if (pid == 0) {
+            *env = become_rank(&req, master);
+            return 1;
+        }
+        if (pid < 0) {
+            result = -errno;
+            fail("fork");
+        } else {
+            clones[clone_count++] = (struct clone){ .pid = pid, .job = j };
+            result = pid;
+        }
+    }
+    uint32_t words[2] = { req.seq, (uint32_t)result };
+    free_request(&req);
+    if (!send_frame(sock, SFWARM_PID, words, 2))
+        end_job(j);
+    return 0;
+}
+
+/* A warm VM's master: a new connection is a job (or `sfrun warm list` asking how it is). Only
+ * processes of the master's own user are served; each gets HELLO and STATS first. */
+static void accept_job(pid_t master, int threads)
+{
+    int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd < 0) {
+        if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED)
+            fail("accept4");
+        return;
+    }
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != getuid()) {
+        close(fd);
+        return;
+    }
+    int j = 0;
+    while (j < MAX_JOBS && jobs[j].fd >= 0)
+        j++;
+    uint32_t hello[3] = { SFWARM_VERSION, (uint32_t)master, (uint32_t)threads };
+    uint32_t stats[2] = { jobs_served, (uint32_t)clone_count };
+    if (j == MAX_JOBS || !send_frame(fd, SFWARM_HELLO, hello, 3) || !send_frame(fd, SFWARM_STATS, stats, 2)) {
+        close(fd);
+        return;
+    }
+    if (threads != 1)
+        _exit(0); /* never fork a multithreaded master: `sfrun warm create` reports it */
+    jobs[j].fd = fd;
+    jobs[j].forked = 0;
+}
+
+/* A warm VM's master outlives the shell that created it: its own session (no terminal, no
+ * SIGHUP when the terminal goes), stdin from /dev/null, stdout and stderr to its log. */
+static void detach(const char *log)
+{
+    if (setsid() < 0)
+        fail("setsid");
+    int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (in < 0 || dup2(in, 0) < 0)
+        fail("open(/dev/null)");
+    if (in > 0)
+        close(in);
+    if (log && *log) {
+        int out = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (out < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
+            fail("open(SFWARM_LOG)");
+        if (out > 2)
+            close(out);
+    }
+}
+
+/* Serves sfrun: with listen == 0 over one connection to path until its EOF (a per-job master),
+ * else every job that connects to the socket it creates at path (a warm VM's master), until it is
+ * killed. Returns only in a clone, with the clone's environment. */
+static char **serve(const char *path, int listen_mode)
 {
     pid_t master = getpid();
     fflush(NULL); /* nothing buffered by constructors may be written once per clone */
 
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
     if (strlen(path) >= sizeof addr.sun_path) {
-        fprintf(stderr, "sfwarm: SFWARM_SOCKET is too long: %s\n", path);
+        fprintf(stderr, "sfwarm: socket path is too long: %s\n", path);
         _exit(126);
     }
     strcpy(addr.sun_path, path);
     static char path_copy[sizeof addr.sun_path];
     strcpy(path_copy, path);
     path = path_copy;
+    for (int j = 0; j < MAX_JOBS; j++)
+        jobs[j].fd = -1;
 
     /* The master is no rank: it shows only what it is in /proc/PID/environ (the rank environment
      * it was started with would make it look like one). Each clone puts back its own environment
@@ -385,17 +591,25 @@ static char **serve(const char *path)
         fail("socket");
         _exit(126);
     }
-    socket_path = path;
-    if (connect(sock, (struct sockaddr *)&addr, sizeof addr) != 0) {
-        fail("connect");
-        remove_socket();
-        _exit(126);
-    }
-
     int threads = count_threads();
-    uint32_t hello[3] = { SFWARM_VERSION, (uint32_t)master, (uint32_t)threads };
-    if (!send_frame(sock, SFWARM_HELLO, hello, 3) || threads != 1)
-        _exit(0); /* sfrun starts the ranks cold: never fork a multithreaded master */
+    if (listen_mode) {
+        if (bind(sock, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(sock, 64) != 0) {
+            fail("bind");
+            _exit(126);
+        }
+        listen_fd = sock;
+    } else {
+        socket_path = path;
+        if (connect(sock, (struct sockaddr *)&addr, sizeof addr) != 0) {
+            fail("connect");
+            remove_socket();
+            _exit(126);
+        }
+        uint32_t hello[3] = { SFWARM_VERSION, (uint32_t)master, (uint32_t)threads };
+        if (!send_frame(sock, SFWARM_HELLO, hello, 3) || threads != 1)
+            _exit(0); /* sfrun starts the ranks cold: never fork a multithreaded master */
+        jobs[0].fd = sock;
+    }
 
     sigset_t chld;
     sigemptyset(&chld);
@@ -404,93 +618,66 @@ static char **serve(const char *path)
         fail("sigprocmask");
         _exit(126);
     }
-    int sigfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sigfd < 0) {
+    signal_fd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (signal_fd < 0) {
         fail("signalfd");
         _exit(126);
     }
 
     for (;;) {
-        struct pollfd pfd[2] = { { .fd = sock, .events = POLLIN }, { .fd = sigfd, .events = POLLIN } };
-        if (poll(pfd, 2, -1) < 0) {
+        struct pollfd pfd[MAX_JOBS + 2];
+        int owner[MAX_JOBS + 2];
+        nfds_t n = 0;
+        pfd[n++] = (struct pollfd){ .fd = signal_fd, .events = POLLIN };
+        if (listen_fd >= 0)
+            pfd[n++] = (struct pollfd){ .fd = listen_fd, .events = POLLIN };
+        for (int j = 0; j < MAX_JOBS; j++) {
+            if (jobs[j].fd >= 0) {
+                owner[n] = j;
+                pfd[n++] = (struct pollfd){ .fd = jobs[j].fd, .events = POLLIN };
+            }
+        }
+        if (poll(pfd, n, -1) < 0) {
             if (errno == EINTR)
                 continue;
             fail("poll");
             kill_clones_and_exit();
         }
-        if (pfd[1].revents) {
+        if (pfd[0].revents) {
             struct signalfd_siginfo si;
-            while (read(sigfd, &si, sizeof si) == (ssize_t)sizeof si)
+            while (read(signal_fd, &si, sizeof si) == (ssize_t)sizeof si)
                 ;
-            reap(sock);
+            reap();
         }
-        if (!pfd[0].revents)
-            continue;
-
-        uint32_t len, type;
-        struct fork_request req = { .fds = { -1, -1, -1 } };
-        int nfds;
-        if (!read_header(sock, &len, &type, req.fds, &nfds)) {
-            free_request(&req);
-            kill_clones_and_exit(); /* EOF: sfrun is gone or done */
+        nfds_t first = 1;
+        if (listen_fd >= 0) {
+            first = 2;
+            if (pfd[1].revents)
+                accept_job(master, threads);
         }
-        if (type != SFWARM_FORK || len > SFWARM_MAX_PAYLOAD) {
-            fprintf(stderr, "sfwarm: protocol error: frame type %u, length %u\n", type, len);
-            free_request(&req);
-            kill_clones_and_exit();
+        for (nfds_t i = first; i < n; i++) {
+            if (!pfd[i].revents || jobs[owner[i]].fd != pfd[i].fd)
+                continue;
+            char **env;
+            if (serve_request(owner[i], master, &env))
+                return env;
         }
-        unsigned char *payload = malloc(len ? len : 1);
-        if (!payload) {
-            fail("malloc");
-            kill_clones_and_exit();
-        }
-        if (!read_full(sock, payload, len)) {
-            free(payload);
-            free_request(&req);
-            kill_clones_and_exit();
-        }
-        int ok = parse_fork(payload, len, &req) && nfds == 3;
-        free(payload);
-        int32_t result;
-        if (!ok) {
-            fprintf(stderr, "sfwarm: protocol error: malformed fork request (%d fds)\n", nfds);
-            result = -EPROTO;
-        } else {
-            if (clone_count == clone_capacity) {
-                size_t cap = clone_capacity ? clone_capacity * 2 : 64;
-                pid_t *grown = realloc(clones, cap * sizeof *clones);
-                if (!grown) {
-                    fail("realloc");
-                    kill_clones_and_exit();
-                }
-                clones = grown;
-                clone_capacity = cap;
-            }
-            pid_t pid = fork();
-            if (pid == 0)
-                return become_rank(&req, master, sock, sigfd);
-            if (pid < 0) {
-                result = -errno;
-                fail("fork");
-            } else {
-                clones[clone_count++] = pid;
-                result = pid;
-            }
-        }
-        uint32_t words[2] = { req.seq, (uint32_t)result };
-        free_request(&req);
-        if (!send_frame(sock, SFWARM_PID, words, 2))
-            kill_clones_and_exit();
     }
 }
 
 static int warm_main(int argc, char **argv, char **envp)
 {
     const char *path = getenv("SFWARM_SOCKET");
+    const char *listen_path = getenv("SFWARM_LISTEN");
+    int listen_mode = listen_path && *listen_path;
+    if (listen_mode)
+        path = listen_path;
     if (!path || !*path)
         return real_main(argc, argv, envp);
+    if (listen_mode)
+        detach(getenv("SFWARM_LOG"));
     sfwarm_preload(getenv("SFWARM_PRELOAD"));
-    char **env = serve(path);
+    char **env = serve(path, listen_mode);
     sfwarm_record_profile_at_exit();
     return real_main(argc, argv, env);
 }

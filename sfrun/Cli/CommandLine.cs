@@ -41,6 +41,7 @@ internal static class SfrunCommandLine
         o.ErrfilePattern = One(o.ErrfilePattern);
         o.Timeout = One(o.Timeout);
         o.Engine = One(o.Engine);
+        o.Vm = One(o.Vm);
         o.Hosts = One(o.Hosts);
         o.Timeline = One(o.Timeline);
         o.HostFile = One(o.HostFile);
@@ -74,6 +75,11 @@ internal static class SfrunCommandLine
         if (all.Any(o => o.Version))
             return new Invocation(null, false, true, verbosity);
 
+        var vm = all.Select(o => o.Vm).LastOrDefault(v => v is not null);
+        if (all.Any(o => o.Isolate) && all.Any(o => o.NoWarm))
+            throw new UsageException("--isolate forks every clone from a warm master; it cannot be combined with --no-warm");
+        if (vm is not null)
+            parsed = WithWarmVmProgram(parsed, vm, all.Any(o => o.NoWarm));
         var blocks = new List<ProgramBlock>();
         foreach (var (section, options) in parsed)
         {
@@ -126,8 +132,10 @@ internal static class SfrunCommandLine
                 StderrPattern = all.Select(o => o.ErrfilePattern).LastOrDefault(p => p is not null),
             },
             PrintAllExitCodes = all.Any(o => o.PrintAllExitCodes),
-            Engine = all.Select(o => o.Engine).LastOrDefault(e => e is not null) ?? Snowflock.Engine.EngineCatalog.Default,
+            Engine = EngineFor(all.Select(o => o.Engine).LastOrDefault(e => e is not null), vm),
             Warm = !all.Any(o => o.NoWarm),
+            WarmVm = vm,
+            Isolate = all.Any(o => o.Isolate),
             TimelinePath = all.Select(o => o.Timeline).LastOrDefault(t => t is not null),
             HostList = all.Select(o => o.Hosts).LastOrDefault(h => h is not null),
             HostFile = all.Select(o => o.HostFile).LastOrDefault(h => h is not null),
@@ -135,6 +143,42 @@ internal static class SfrunCommandLine
             Timeout = timeoutText is null ? null : Timeout(timeoutText),
             MaxClones = maxClones,
         }, false, false, verbosity);
+    }
+
+    /// <summary>With <c>--vm NAME</c> there is one program block, and its program may be left out:
+    /// it is then the warm VM's own program and arguments.</summary>
+    private static List<(CommandSection Section, SfrunOptions Options)> WithWarmVmProgram(
+        List<(CommandSection Section, SfrunOptions Options)> parsed, string vm, bool noWarm)
+    {
+        if (noWarm)
+            throw new UsageException("--vm and --no-warm contradict each other: a warm VM's ranks are forked");
+        if (parsed.Count > 1)
+            throw new UsageException("--vm runs one program block (the warm VM's program); MPMD ':' blocks need their own masters");
+        var (section, options) = parsed[0];
+        if (section.Program is not null)
+            return parsed;
+        var record = Snowflock.Engine.WarmVms.Find(vm);
+        return [(section with { Program = record.Program, ProgramArguments = record.Arguments }, options)];
+    }
+
+    /// <summary>The engine asked for; with <c>--vm</c> the warm VM's own (another is an error), else the default.</summary>
+    private static string EngineFor(string? asked, string? vm)
+    {
+        if (vm is null)
+            return asked ?? Snowflock.Engine.EngineCatalog.Default;
+        string held;
+        try
+        {
+            held = Snowflock.Engine.WarmVms.Find(vm).Engine;
+        }
+        catch (Snowflock.Engine.WarmVmNotFoundException)
+        {
+            // The job says so, in one line, when it looks for the warm VM to fork from.
+            return asked ?? "process";
+        }
+        if (asked is not null && asked != held)
+            throw new UsageException($"--engine {asked}: warm VM '{vm}' is a {held} engine warm VM");
+        return held;
     }
 
     private static int RankCount(string? text)

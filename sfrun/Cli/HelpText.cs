@@ -17,6 +17,8 @@ internal static class HelpText
         sb.AppendLine();
         sb.AppendLine("Runs an MPI program like mpiexec/mpirun; options may start with - or --.");
         sb.AppendLine("Everything after the program belongs to the program; ':' starts another program block (MPMD).");
+        sb.AppendLine("Warm VMs (warm masters kept between jobs): sfrun warm create NAME [--engine E] [--] program [args...],");
+        sb.AppendLine("sfrun warm list, sfrun warm rm NAME...|--all; then sfrun -np N --vm NAME.");
         sb.AppendLine();
         sb.AppendLine("options:");
         foreach (var o in OptionCatalog.All)

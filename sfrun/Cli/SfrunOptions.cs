@@ -26,6 +26,8 @@ internal sealed class SfrunOptions
     [Option("ppn")] public string? PerNode { get; set; }
     [Option("no-warm")] public bool NoWarm { get; set; }
     [Option("max-clones")] public string? MaxClones { get; set; }
+    [Option("vm")] public string? Vm { get; set; }
+    [Option("isolate")] public bool Isolate { get; set; }
     [Option("verbose")] public bool Verbose { get; set; }
     [Option("vv")] public bool VeryVerbose { get; set; }
     [Option("version")] public bool Version { get; set; }

@@ -24,6 +24,8 @@ public sealed class ProcessEngine : IEngine
     private readonly object _gate = new();
     private WarmMasters? _warm;
     private StartupHints _hints = StartupHints.None;
+    /// <summary>--isolate: the job's own network, where clones plug in and the PMI server listens.</summary>
+    private JobNetwork? _network;
 
     public string Name => "process";
 
@@ -32,16 +34,50 @@ public sealed class ProcessEngine : IEngine
         // Ranks may start children of their own; as subreaper sfrun inherits them when a rank
         // dies, and teardown kills them too.
         Posix.BecomeSubreaper();
-        if (WarmWanted(master) is { } library)
+        if (master.Isolate)
+        {
+            if (!master.Warm)
+                throw new EngineUnavailableException("--isolate forks every clone from a warm master; it cannot be combined with --no-warm");
+            _network = JobNetwork.Create();
+        }
+        if (master.WarmVm is { } vm)
+        {
+            _warm = new WarmMasters(master.JobId, AttachWarmVm(vm));
+            if (Environment.GetEnvironmentVariable("SFRUN_WARM_HINTS") != "0")
+                _hints = StartupHints.ForOneHost(isolated: _network is not null);
+        }
+        else if (WarmWanted(master) is { } library)
         {
             _warm = new WarmMasters(master.JobId, library, ConnectWithin);
             if (Environment.GetEnvironmentVariable("SFRUN_WARM_HINTS") != "0")
-                _hints = StartupHints.ForOneHost();
+                _hints = StartupHints.ForOneHost(isolated: _network is not null);
         }
         Log.ForDebugEvent().Message("job {JobId}: process engine ready for {Count} program(s), warm fork {Warm}", master.JobId,
                 master.Executables.Count, _warm is null ? "off" : "on")
             .Property("EventName", "EnginePrepared").Log();
+        if (_network is { } network)
+            return Task.FromResult(new EnginePreparation(JobNetwork.Gateway, JobNetwork.Gateway.ToString()) { RunInClonesNetwork = network.Run });
         return Task.FromResult(new EnginePreparation(IPAddress.Loopback, IPAddress.Loopback.ToString()));
+    }
+
+    /// <summary>Connects to the warm VM's master for this job.</summary>
+    /// <exception cref="WarmVmDeadException">It does not answer.</exception>
+    private static WarmMaster AttachWarmVm(string name)
+    {
+        var record = WarmVms.Find(name);
+        if (!WarmVms.IsAlive(record))
+            throw new WarmVmDeadException(WarmVms.DeadMessage(record));
+        try
+        {
+            var master = WarmMaster.Attach(name, record.Socket, record.Pid, record.Program, WarmVms.AnswerWithin);
+            Log.ForDebugEvent().Message("job forks from warm VM {Vm} (master {Pid})", name, record.Pid)
+                .Property("EventName", "WarmVmAttached").Log();
+            return master;
+        }
+        catch (Exception e) when (e is IOException or WarmUnavailableException)
+        {
+            throw new WarmVmDeadException($"warm VM '{name}' (pid {record.Pid}) does not answer: {e.Message}; run 'sfrun warm rm {name}' and create it again");
+        }
     }
 
     /// <summary>libsfwarm.so if the job should fork from warm masters, else null (said why at -v).</summary>
@@ -68,7 +104,12 @@ public sealed class ProcessEngine : IEngine
         {
             for (var i = 0; i < count; i++)
             {
-                var clone = new ProcessClone(new CloneIdentity(_clones.Count, NodeId: 0, HostName: "localhost"), _warm, _hints);
+                var index = _clones.Count;
+                // Isolated, each clone is a node of its own to MPI (PMI_process_mapping), with its own host name.
+                var identity = _network is null
+                    ? new CloneIdentity(index, NodeId: 0, HostName: "localhost")
+                    : new CloneIdentity(index, NodeId: index, HostName: $"{Environment.MachineName}-c{index}");
+                var clone = new ProcessClone(identity, _warm, _hints, _network);
                 _clones.Add(clone);
                 made.Add(clone);
             }
@@ -84,6 +125,8 @@ public sealed class ProcessEngine : IEngine
         await Task.WhenAll(clones.Select(c => c.DestroyAsync(ct))).ConfigureAwait(false);
         if (_warm is { } warm)
             await warm.DisposeAsync().ConfigureAwait(false);
+        // The clones are gone; the job's network goes when the PMI server's sockets close too.
+        _network?.Dispose();
         KillOrphans();
     }
 

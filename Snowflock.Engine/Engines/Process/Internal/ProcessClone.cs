@@ -6,8 +6,9 @@ namespace Snowflock.Engine.Engines.Process.Internal;
 
 /// <summary>A slot on the local host. Its ranks are forked from the program's warm master when
 /// there is one (<paramref name="warm"/>), else started cold as children of sfrun; either way they
-/// live until teardown. <paramref name="hints"/> adds the warm start-up state to each rank.</summary>
-internal sealed class ProcessClone(CloneIdentity identity, WarmMasters? warm, StartupHints hints) : IClone
+/// live until teardown. <paramref name="hints"/> adds the warm start-up state to each rank. With
+/// <paramref name="network"/> (--isolate) each rank is forked into namespaces of its own on the job's bridge.</summary>
+internal sealed class ProcessClone(CloneIdentity identity, WarmMasters? warm, StartupHints hints, JobNetwork? network = null) : IClone
 {
     private readonly List<IRankProcess> _ranks = [];
 
@@ -18,7 +19,16 @@ internal sealed class ProcessClone(CloneIdentity identity, WarmMasters? warm, St
         ct.ThrowIfCancellationRequested();
         start = start with { Environment = hints.ApplyTo(start.Environment) };
         IRankProcess rank;
-        if (warm is not null && await warm.ForAsync(start, ct).ConfigureAwait(false) is { } master)
+        if (network is not null)
+        {
+            var master = warm is null ? null : await warm.ForAsync(start, ct).ConfigureAwait(false);
+            if (master is null)
+                throw new RankStartException($"rank {start.Rank}: --isolate forks each clone from a warm master, and {start.Executable} "
+                    + "cannot be one (run with -v for why)");
+            var isolated = new Dictionary<string, string>(start.Environment) { ["SFWARM_ISOLATE"] = JobNetwork.CloneSpec(Identity.CloneId, Identity.HostName) };
+            rank = await master.ForkAsync(start with { Environment = isolated }, Identity.HostName, ct, network.Fd).ConfigureAwait(false);
+        }
+        else if (warm is not null && await warm.ForAsync(start, ct).ConfigureAwait(false) is { } master)
             rank = await master.ForkAsync(start, Identity.HostName, ct).ConfigureAwait(false);
         else
             rank = await StartColdAsync(start).ConfigureAwait(false);

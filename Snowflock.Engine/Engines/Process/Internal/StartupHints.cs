@@ -25,8 +25,10 @@ internal sealed class StartupHints
 
     public IReadOnlyDictionary<string, string> Variables => _hints;
 
-    /// <summary>The hints for a job whose ranks all run on this host.</summary>
-    public static StartupHints ForOneHost()
+    /// <summary>The hints for a job whose ranks all run on this host; with <paramref name="isolated"/>
+    /// (--isolate) the ranks are machines of their own to MPI and talk TCP, so UCX is not limited
+    /// to shared memory.</summary>
+    public static StartupHints ForOneHost(bool isolated = false)
     {
         var hints = new Dictionary<string, string>(StringComparer.Ordinal);
         if (TopologyFile() is { } xml)
@@ -34,7 +36,8 @@ internal sealed class StartupHints
             hints["HWLOC_XMLFILE"] = xml;
             hints["HWLOC_THISSYSTEM"] = "1";
         }
-        hints["UCX_TLS"] = "self,sm";
+        if (!isolated)
+            hints["UCX_TLS"] = "self,sm";
         foreach (var name in hints.Keys.ToList())
             if (Environment.GetEnvironmentVariable(name) is not null)
                 hints.Remove(name);

@@ -15,13 +15,21 @@ internal sealed class WarmUnavailableException(string message) : Exception(messa
 /// before <c>main()</c> by the preloaded fork server, connected to sfrun over a unix socket.
 /// Each <see cref="ForkAsync"/> makes a clone that becomes one rank. The master's clones are its
 /// children: it reaps them and reports each raw wait status, so exits are exact. When sfrun closes
-/// the socket — at teardown, or because sfrun died — the master kills its clones and exits.
+/// the socket — at teardown, or because sfrun died — the master kills its clones and exits; a warm
+/// VM's master (<see cref="AttachAsync"/>) kills only this job's clones and goes on serving.
 /// </summary>
 internal sealed class WarmMaster : IAsyncDisposable
 {
     private static readonly Logger Log = LogManager.GetLogger("Snowflock.Engine.Process");
 
-    private readonly SysProcess _process;
+    /// <summary>How long a warm VM's master may take to end a job's clones after the job lets go.</summary>
+    private static readonly TimeSpan DetachGrace = TimeSpan.FromSeconds(5);
+
+    /// <summary>The per-job master, a child of sfrun; null for a warm VM's master.</summary>
+    private readonly SysProcess? _process;
+    private readonly int _pid;
+    /// <summary>The warm VM this master is, for messages; null for a per-job master.</summary>
+    private readonly string? _vm;
     private readonly int _connection;
     private readonly string _executable;
     private readonly Thread _reader;
@@ -32,16 +40,21 @@ internal sealed class WarmMaster : IAsyncDisposable
     private volatile bool _closed;
     private int _disposed;
 
-    private WarmMaster(SysProcess process, int connection, string executable)
+    private WarmMaster(int pid, SysProcess? process, string? vm, int connection, string executable)
     {
+        _pid = pid;
         _process = process;
+        _vm = vm;
         _connection = connection;
         _executable = executable;
-        _reader = new Thread(ReadLoop) { IsBackground = true, Name = "sfrun warm master " + process.Id };
+        _reader = new Thread(ReadLoop) { IsBackground = true, Name = "sfrun warm master " + pid };
         _reader.Start();
     }
 
-    public int Pid => _process.Id;
+    public int Pid => _pid;
+
+    /// <summary>Set when a warm VM's master died under the job: said next to each rank it took along.</summary>
+    private volatile string? _lost;
 
     /// <summary>Starts the master and waits until it is stopped before <c>main()</c> and connected.</summary>
     /// <exception cref="WarmUnavailableException">It did not get there; the message says why.</exception>
@@ -85,7 +98,7 @@ internal sealed class WarmMaster : IAsyncDisposable
 
             var started = process;
             var connection = await Task.Run(() => Handshake(listener, started, connectWithin, ct), ct).ConfigureAwait(false);
-            return new WarmMaster(process, connection, first.Executable);
+            return new WarmMaster(process.Id, process, null, connection, first.Executable);
         }
         catch
         {
@@ -146,6 +159,83 @@ internal sealed class WarmMaster : IAsyncDisposable
         throw new WarmUnavailableException($"the master did not connect within {within.TotalSeconds:0.#} s");
     }
 
+    /// <summary>Connects a job to the long-lived master of warm VM <paramref name="vm"/>, listening at
+    /// <paramref name="socketPath"/>; it must be process <paramref name="pid"/> (SO_PEERCRED).</summary>
+    /// <exception cref="IOException">Nobody (or somebody else) answers there: the master is dead.</exception>
+    /// <exception cref="WarmUnavailableException">It answers but cannot fork.</exception>
+    public static WarmMaster Attach(string vm, string socketPath, int pid, string executable, TimeSpan within)
+    {
+        var (fd, _) = Greet(socketPath, pid, within);
+        return new WarmMaster(pid, null, vm, fd, executable);
+    }
+
+    /// <summary>How a warm VM's master is doing: jobs served and live clones; null if it does not answer.</summary>
+    public static WarmMessage.Stats? Query(string socketPath, int pid, TimeSpan within)
+    {
+        try
+        {
+            var (fd, stats) = Greet(socketPath, pid, within);
+            WarmSyscalls.Close(fd);
+            return stats;
+        }
+        catch (Exception e) when (e is IOException or WarmUnavailableException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Connects to a listening master and reads its HELLO and STATS; the connection is
+    /// kept only if the kernel says the peer is <paramref name="pid"/> and it can fork.</summary>
+    internal static (int Fd, WarmMessage.Stats Stats) Greet(string socketPath, int pid, TimeSpan within)
+    {
+        var fd = WarmSyscalls.ConnectUnix(socketPath);
+        try
+        {
+            var bytes = ReadExactly(fd, 2 * WarmProtocol.HeaderLength + 12 + 8, DateTime.UtcNow + within)
+                ?? throw new IOException("the master closed the connection before it said hello");
+            WarmMessage? hello, stats;
+            try
+            {
+                hello = WarmProtocol.TryParse(bytes, out var used);
+                stats = WarmProtocol.TryParse(bytes.AsSpan(used), out _);
+            }
+            catch (InvalidDataException e)
+            {
+                throw new IOException(e.Message);
+            }
+            if (hello is not WarmMessage.Hello h || stats is not WarmMessage.Stats s)
+                throw new IOException("the master did not say hello");
+            var peer = WarmSyscalls.PeerCredentials(fd).Pid;
+            if (peer != pid || h.Pid != pid)
+                throw new IOException($"process {peer} answers at {socketPath}, not the master {pid}");
+            if (h.Version != WarmProtocol.Version)
+                throw new WarmUnavailableException($"libsfwarm.so speaks protocol {h.Version}, sfrun {WarmProtocol.Version}; rebuild native/");
+            if (h.Threads != 1)
+                throw new WarmUnavailableException($"the program has {h.Threads} threads before main(); forking it is unsafe");
+            return (fd, s);
+        }
+        catch
+        {
+            WarmSyscalls.Close(fd);
+            throw;
+        }
+    }
+
+    private static byte[]? ReadExactly(int fd, int length, DateTime deadline)
+    {
+        var buffer = new byte[length];
+        var got = 0;
+        using var timer = new Timer(_ => WarmSyscalls.ShutdownBoth(fd), null, Max(deadline - DateTime.UtcNow, TimeSpan.Zero), Timeout.InfiniteTimeSpan);
+        while (got < buffer.Length)
+        {
+            var n = WarmSyscalls.ReadSome(fd, buffer.AsSpan(got));
+            if (n == 0)
+                return null;
+            got += n;
+        }
+        return buffer;
+    }
+
     private static WarmMessage.Hello? ReadHello(int fd, DateTime deadline)
     {
         var buffer = new byte[WarmProtocol.HeaderLength + 12];
@@ -184,7 +274,9 @@ internal sealed class WarmMaster : IAsyncDisposable
     /// <summary>The next clone forked records the warm profile into <paramref name="path"/> at exit.</summary>
     public void RecordProfileTo(string path) => Volatile.Write(ref _recordProfileTo, path);
 
-    public async Task<IRankProcess> ForkAsync(RankStart start, string host, CancellationToken ct)
+    /// <param name="jobNetwork">With --isolate: an fd of the job's network namespace (the environment
+    /// then holds SFWARM_ISOLATE), sent along so the clone can plug into the job's bridge.</param>
+    public async Task<IRankProcess> ForkAsync(RankStart start, string host, CancellationToken ct, int? jobNetwork = null)
     {
         if (Interlocked.Exchange(ref _recordProfileTo, null) is { } profile)
             start = start with { Environment = new Dictionary<string, string>(start.Environment) { ["SFWARM_PROFILE_OUT"] = profile } };
@@ -200,8 +292,11 @@ internal sealed class WarmMaster : IAsyncDisposable
             lock (_sendGate)
             {
                 if (_closed)
-                    throw new RankStartException($"rank {start.Rank}: the warm master of {_executable} is gone");
-                WarmSyscalls.SendWithFds(_connection, frame, [stdin.Read, stdout.Write, stderr.Write]);
+                    throw new RankStartException(_vm is null ? $"rank {start.Rank}: the warm master of {_executable} is gone"
+                        : $"rank {start.Rank}: warm VM '{_vm}' (pid {_pid}) is gone");
+                WarmSyscalls.SendWithFds(_connection, frame, jobNetwork is { } net
+                    ? [stdin.Read, stdout.Write, stderr.Write, net]
+                    : [stdin.Read, stdout.Write, stderr.Write]);
             }
         }
         catch (Exception e)
@@ -240,7 +335,8 @@ internal sealed class WarmMaster : IAsyncDisposable
         }
         Log.ForTraceEvent().Message("rank {Rank}: forked pid {Pid} from warm master {Master}", start.Rank, pid, Pid)
             .Property("EventName", "WarmForked").Log();
-        return new WarmRankProcess(start.Rank, pid, $"pid {pid} on {host}", input, output, error, ExitOf(pid));
+        var where = $"pid {pid} on {host}";
+        return new WarmRankProcess(start.Rank, pid, () => _lost is { } lost ? $"{where}; {lost}" : where, input, output, error, ExitOf(pid));
     }
 
     private static AnonymousPipeClientStream Stream(PipeDirection direction, int fd) =>
@@ -278,7 +374,14 @@ internal sealed class WarmMaster : IAsyncDisposable
                     .Property("EventName", "WarmMasterLost").Log();
         }
         lock (_sendGate)
+        {
+            if (!_closed && _vm is not null)
+            {
+                _lost = $"its warm VM '{_vm}' (pid {_pid}) died during the job";
+                Log.ForWarnEvent().Message("warm VM {Vm}: master {Pid} died during the job", _vm, _pid).Property("EventName", "WarmVmLost").Log();
+            }
             _closed = true;
+        }
         // The master is gone or done: its clones died with it (SIGKILL on the master's end).
         foreach (var (_, pending) in _pendingForks)
             pending.TrySetException(new RankStartException($"the warm master of {_executable} is gone"));
@@ -301,13 +404,19 @@ internal sealed class WarmMaster : IAsyncDisposable
         }
     }
 
-    /// <summary>Closes the connection: the master kills and reaps its clones, then exits.</summary>
+    /// <summary>Closes the connection: the master kills and reaps its clones, then exits (a warm
+    /// VM's master reports them gone and stays).</summary>
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
             return;
         lock (_sendGate)
             _closed = true;
+        if (_process is null)
+        {
+            await DetachAsync().ConfigureAwait(false);
+            return;
+        }
         WarmSyscalls.ShutdownBoth(_connection);
         using (var grace = new CancellationTokenSource(TimeSpan.FromSeconds(3)))
         {
@@ -324,5 +433,23 @@ internal sealed class WarmMaster : IAsyncDisposable
         await Task.Run(() => _reader.Join()).ConfigureAwait(false);
         WarmSyscalls.Close(_connection);
         _process.Dispose();
+    }
+
+    /// <summary>Lets go of a warm VM's master: it sees EOF, kills and reaps this job's clones, sends
+    /// their ends and closes; the reader's EOF then says every clone is gone. A master that does not
+    /// finish in time gets its clones killed from here (they are its children, so it reaps them).</summary>
+    private async Task DetachAsync()
+    {
+        WarmSyscalls.ShutdownWrite(_connection);
+        var reader = Task.Run(() => _reader.Join());
+        if (await Task.WhenAny(reader, Task.Delay(DetachGrace)).ConfigureAwait(false) != reader)
+        {
+            foreach (var (pid, exit) in _exits)
+                if (!exit.Task.IsCompleted)
+                    Posix.TrySignal(pid, Signals.SIGKILL);
+            WarmSyscalls.ShutdownBoth(_connection);
+            await reader.ConfigureAwait(false);
+        }
+        WarmSyscalls.Close(_connection);
     }
 }

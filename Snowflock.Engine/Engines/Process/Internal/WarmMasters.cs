@@ -15,9 +15,10 @@ internal sealed class WarmMasters : IAsyncDisposable
 
     /// <summary>Variables that differ between ranks: kept out of the master's environment (a master
     /// that ran main() by mistake must not join the job) and sent last to each clone.</summary>
-    private static readonly HashSet<string> PerRank = new(StringComparer.Ordinal)
+    internal static readonly HashSet<string> PerRankVariables = new(StringComparer.Ordinal)
     {
         "PMI_FD", "PMI_PORT", "PMI_ID", "PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID", "MPI_LOCALNRANKS", "MPI_APPNUM", "PMI_SPAWNED",
+        "SFWARM_ISOLATE",
     };
 
     private readonly string _jobId;
@@ -27,6 +28,8 @@ internal sealed class WarmMasters : IAsyncDisposable
     private readonly object _gate = new();
     private string? _directory;
     private bool _disposed;
+    /// <summary>With <c>--vm</c>: the warm VM's master, which every rank of the job forks from.</summary>
+    private readonly Task<WarmMaster?>? _attached;
 
     public WarmMasters(string jobId, string library, TimeSpan connectWithin)
     {
@@ -35,9 +38,19 @@ internal sealed class WarmMasters : IAsyncDisposable
         _connectWithin = connectWithin;
     }
 
+    /// <summary>The masters of a job that forks every rank from a warm VM's master (already connected).</summary>
+    public WarmMasters(string jobId, WarmMaster attached)
+        : this(jobId, "", TimeSpan.Zero)
+    {
+        _attached = Task.FromResult<WarmMaster?>(attached);
+        _masters[""] = _attached;
+    }
+
     /// <summary>The master for <paramref name="start"/>'s program, started if needed; null: start it cold.</summary>
     public Task<WarmMaster?> ForAsync(RankStart start, CancellationToken ct)
     {
+        if (_attached is not null)
+            return _attached;
         var key = start.Executable + "\0" + string.Join("\0", start.Arguments);
         lock (_gate)
         {
@@ -60,7 +73,7 @@ internal sealed class WarmMasters : IAsyncDisposable
         try
         {
             var socket = Path.Combine(Directory(), $"m{index}.sock");
-            var env = first.Environment.Where(kv => !PerRank.Contains(kv.Key)).ToDictionary(StringComparer.Ordinal);
+            var env = first.Environment.Where(kv => !PerRankVariables.Contains(kv.Key)).ToDictionary(StringComparer.Ordinal);
             // Room for each clone's own environment in the area /proc/PID/environ shows (libsfwarm
             // rewrites it there when it fits): the per-rank variables plus some slack.
             env["SFWARM_PAD"] = new string('.', 4096);
@@ -119,7 +132,7 @@ internal sealed class WarmMasters : IAsyncDisposable
     /// <summary>The clone's environment in the order the master got it, per-rank variables last:
     /// strings that library constructors may have kept pointers to stay where they were.</summary>
     public static IEnumerable<KeyValuePair<string, string>> CloneEnvironment(IReadOnlyDictionary<string, string> environment) =>
-        environment.Where(kv => !PerRank.Contains(kv.Key)).Concat(environment.Where(kv => PerRank.Contains(kv.Key)));
+        environment.Where(kv => !PerRankVariables.Contains(kv.Key)).Concat(environment.Where(kv => PerRankVariables.Contains(kv.Key)));
 
     private static WarmMaster? Cold(string program, string why)
     {

@@ -14,6 +14,10 @@ internal abstract record WarmMessage
 
     /// <summary>A clone ended; <paramref name="Status"/> is the raw <c>waitpid</c> status.</summary>
     public sealed record Exited(int Pid, int Status) : WarmMessage;
+
+    /// <summary>From a warm VM's master, right after its hello: how many jobs it has served and
+    /// how many clones it has alive.</summary>
+    public sealed record Stats(uint JobsServed, uint Clones) : WarmMessage;
 }
 
 /// <summary>
@@ -26,7 +30,7 @@ internal static class WarmProtocol
     public const uint Version = 1;
     public const int HeaderLength = 8;
     public const int MaxPayload = 4 * 1024 * 1024;
-    private const uint Hello = 1, Fork = 2, Pid = 3, Exit = 4;
+    private const uint Hello = 1, Fork = 2, Pid = 3, Exit = 4, StatsType = 5;
 
     /// <summary>Encodes a fork request: the clone's rank, working directory and complete environment.</summary>
     public static byte[] EncodeFork(uint seq, int rank, string workingDirectory, IEnumerable<KeyValuePair<string, string>> environment)
@@ -79,6 +83,7 @@ internal static class WarmProtocol
             Hello => 12u,
             Pid => 8u,
             Exit => 8u,
+            StatsType => 8u,
             _ => throw new InvalidDataException($"warm master sent an unknown frame type {type}"),
         };
         if (length != expected)
@@ -93,6 +98,7 @@ internal static class WarmProtocol
         {
             Hello => new WarmMessage.Hello((uint)a, b, BinaryPrimitives.ReadInt32LittleEndian(p[8..])),
             Pid => new WarmMessage.Forked((uint)a, b),
+            StatsType => new WarmMessage.Stats((uint)a, (uint)b),
             _ => new WarmMessage.Exited(a, b),
         };
     }

@@ -7,12 +7,13 @@ namespace Snowflock.Engine.Engines.Process.Internal;
 internal sealed class WarmRankProcess : IRankProcess
 {
     private readonly int _pid;
+    private readonly Func<string> _location;
 
-    public WarmRankProcess(int rank, int pid, string location, Stream input, Stream output, Stream error, Task<int> status)
+    public WarmRankProcess(int rank, int pid, Func<string> location, Stream input, Stream output, Stream error, Task<int> status)
     {
         Rank = rank;
         _pid = pid;
-        Location = location;
+        _location = location;
         StandardInput = input;
         StandardOutput = output;
         StandardError = error;
@@ -21,7 +22,8 @@ internal sealed class WarmRankProcess : IRankProcess
     }
 
     public int Rank { get; }
-    public string Location { get; }
+    /// <summary>Read when the job reports: by then it may say that the rank's warm VM died.</summary>
+    public string Location => _location();
     public int? HostPid => _pid;
     public Stream StandardInput { get; }
     public Stream StandardOutput { get; }

@@ -8,7 +8,7 @@ namespace Snowflock.Engine.Engines.Process.Internal;
 internal static unsafe partial class WarmSyscalls
 {
     private const int AF_UNIX = 1, SOCK_STREAM = 1, SOCK_CLOEXEC = 0x80000, O_CLOEXEC = 0x80000;
-    private const int SOL_SOCKET = 1, SCM_RIGHTS = 1, MSG_NOSIGNAL = 0x4000, SHUT_RDWR = 2;
+    private const int SOL_SOCKET = 1, SCM_RIGHTS = 1, MSG_NOSIGNAL = 0x4000, SHUT_WR = 1, SHUT_RDWR = 2;
     private const short POLLIN = 1;
     public const int EINTR = 4, EAGAIN = 11;
 
@@ -44,6 +44,9 @@ internal static unsafe partial class WarmSyscalls
 
     [LibraryImport("libc", EntryPoint = "bind", SetLastError = true)]
     private static partial int Bind(int fd, byte* addr, uint length);
+
+    [LibraryImport("libc", EntryPoint = "connect", SetLastError = true)]
+    private static partial int Connect(int fd, byte* addr, uint length);
 
     [LibraryImport("libc", EntryPoint = "listen", SetLastError = true)]
     private static partial int Listen(int fd, int backlog);
@@ -118,6 +121,29 @@ internal static unsafe partial class WarmSyscalls
         return fd;
     }
 
+    /// <summary>A unix stream socket connected to <paramref name="path"/> (close-on-exec).</summary>
+    /// <exception cref="IOException">Nobody listens there (the message names errno).</exception>
+    public static int ConnectUnix(string path)
+    {
+        var bytes = System.Text.Encoding.UTF8.GetBytes(path);
+        if (bytes.Length >= 108)
+            throw new IOException($"unix socket path too long ({bytes.Length} bytes): {path}");
+        var fd = Socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            throw Error("socket(AF_UNIX)");
+        var addr = stackalloc byte[110];
+        new Span<byte>(addr, 110).Clear();
+        addr[0] = AF_UNIX;
+        bytes.CopyTo(new Span<byte>(addr + 2, 108));
+        if (Connect(fd, addr, (uint)(2 + bytes.Length + 1)) != 0)
+        {
+            var e = Error($"connect({path})");
+            CloseFd(fd);
+            throw e;
+        }
+        return fd;
+    }
+
     /// <summary>Waits up to <paramref name="timeoutMs"/> for a connection; -1 if none came.</summary>
     public static int AcceptWithin(int listenFd, int timeoutMs)
     {
@@ -185,6 +211,9 @@ internal static unsafe partial class WarmSyscalls
 
     /// <summary>Wakes a blocked reader and tells the peer we are done (it sees EOF).</summary>
     public static void ShutdownBoth(int fd) => Shutdown(fd, SHUT_RDWR);
+
+    /// <summary>Tells the peer we are done (it sees EOF) but keeps reading what it still sends.</summary>
+    public static void ShutdownWrite(int fd) => Shutdown(fd, SHUT_WR);
 
     public static void Close(int fd)
     {
