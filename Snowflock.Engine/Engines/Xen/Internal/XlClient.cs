@@ -55,6 +55,60 @@ internal sealed class XlClient(Dom0Shell shell)
     public Task RestorePausedAsync(string configFile, string file, CancellationToken ct) =>
         RunAsync(["xl", "restore", "-p", configFile, file], Slow, ct);
 
+    /// <summary>
+    /// Restores one clone, paused, retrying when xl or a hotplug script it runs crashed (seen under
+    /// nested TCG: a segfaulting vif-bridge, or xl itself). Whatever a failed try left of the
+    /// domain is destroyed first, so no paused half-clone survives; a refusal (name in use, no
+    /// memory) is not retried.
+    /// </summary>
+    public async Task RestoreCloneAsync(string name, string configFile, string file, CancellationToken ct, int tries = 3)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await RestorePausedAsync(configFile, file, ct);
+                return;
+            }
+            catch (XlCommandException e) when (e.Failure != XlFailure.NameInUse)
+            {
+                await DestroyAsync(name, CancellationToken.None);
+                if (e.Failure != XlFailure.Crashed || attempt >= tries)
+                    throw;
+                Log.ForDebugEvent().Message("{Where}: xl restore of {Name} crashed (try {Attempt} of {Tries}), trying again: {Reason}",
+                        shell.Where, name, attempt, tries, e.Message)
+                    .Property("EventName", "XenRestoreRetried").Log();
+            }
+            catch (Exception e) when (e is not XlCommandException { Failure: XlFailure.NameInUse })
+            {
+                // Cancelled or timed out half-way: the domain may exist, paused.
+                await DestroyAsync(name, CancellationToken.None);
+                throw;
+            }
+        }
+    }
+
+    /// <summary>In one dom0 call: writes <paramref name="entries"/> (keys relative to the
+    /// domain's <c>data/snowflock/</c>) and unpauses the domain. Returns its domain id.</summary>
+    public async Task<int> IdentifyAndUnpauseAsync(string name, IReadOnlyDictionary<string, string> entries, CancellationToken ct)
+    {
+        var script = "id=$(xl domid \"$1\") || exit 1; shift; at=/local/domain/$id/data/snowflock; " +
+                     "while [ $# -gt 1 ]; do xenstore-write \"$at/$1\" \"$2\" || exit 1; shift 2; done; xl unpause \"$1\" && echo $id";
+        var argv = new List<string> { "sh", "-c", script, "sh", name };
+        foreach (var (k, v) in entries)
+            argv.AddRange([k, v]);
+        argv.Add(name);
+        return XlOutput.ParseDomId(await RunAsync(argv, Quick, ct));
+    }
+
+    /// <summary>Waits (inside dom0, one call) until the domain has written <c>data/snowflock/KEY</c>.</summary>
+    public Task WaitForGuestKeyAsync(string name, string key, TimeSpan bound, CancellationToken ct) =>
+        RunAsync(["sh", "-c",
+            "end=$(( $(date +%s) + $3 )); while [ $(date +%s) -lt $end ]; do " +
+            "xenstore-read \"/local/domain/$(xl domid \"$1\")/data/snowflock/$2\" >/dev/null 2>&1 && exit 0; sleep 0.3; done; " +
+            "echo \"$1 never wrote data/snowflock/$2 in xenstore\" >&2; exit 1",
+            "sh", name, key, ((int)bound.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture)], bound + Quick, ct);
+
     public Task UnpauseAsync(string domain, CancellationToken ct) => RunAsync(["xl", "unpause", domain], Quick, ct);
 
     /// <summary><c>xl destroy</c>; a domain that is already gone is not an error.</summary>

@@ -90,7 +90,7 @@ internal static partial class XlOutput
     {
         // Killed by a signal: a shell reports 128+s, ssh passes the remote shell's status on.
         if (exitCode > 128 || stderr.Contains("Segmentation fault", StringComparison.Ordinal)
-            || stderr.Contains("Aborted", StringComparison.Ordinal))
+            || stderr.Contains("Aborted", StringComparison.Ordinal) || HotplugCrash().IsMatch(stderr))
             return XlFailure.Crashed;
         if (stderr.Contains("is an invalid domain identifier", StringComparison.Ordinal)
             || stderr.Contains("Can't get domid of domain name", StringComparison.Ordinal)
@@ -120,6 +120,10 @@ internal static partial class XlOutput
         }
         return lines.Count == 0 ? "no message" : Clip(lines[^1]);
     }
+
+    /// <summary>A hotplug script (or a program it ran) killed by a signal: "... exited with error status 139".</summary>
+    [System.Text.RegularExpressions.GeneratedRegex(@"exited with error status 1(29|[3-5][0-9])\b")]
+    private static partial System.Text.RegularExpressions.Regex HotplugCrash();
 
     [System.Text.RegularExpressions.GeneratedRegex(@"^libxl: error: [^:]*:\d+:[^:]*:\s*(Domain \d+:)?(?<msg>.*)$")]
     private static partial System.Text.RegularExpressions.Regex LibxlError();

@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Sockets;
-using System.Text;
 using Snowflock.Engine.Engines.Xen.Internal;
 using Snowflock.Tests.Integration.Support;
 
@@ -17,7 +16,7 @@ namespace Snowflock.Tests.Integration.Xen;
 [Collection(XenHostCollection.Name)]
 public sealed class XenToolstackTests(XenHost host)
 {
-    private XlClient Xl => new(Dom0Shell.OverSsh(XenHost.Destination, host.SshConfig));
+    private XlClient Xl => XenGuests.Xl(host);
 
     [Fact]
     public async Task Dom0_boots_and_answers_xl_over_ssh()
@@ -62,16 +61,16 @@ public sealed class XenToolstackTests(XenHost host)
                 await xl.WriteFileAsync($"{dir}/initrd.gz", probe, ct);
             var config = new DomainConfig(master, host.GuestKernel, $"{dir}/initrd.gz", "console=hvc0 quiet", 128, 1,
                 MacAddress.For(0x5f, 0), "xenbr0");
-            await UploadAsync(xl, $"{dir}/{master}.cfg", config.Render());
+            await XenGuests.UploadAsync(xl, $"{dir}/{master}.cfg", config.Render());
             await xl.CreateAsync($"{dir}/{master}.cfg", paused: false, ct);
-            await WaitForConsoleAsync(master, "SF-PROBE-WAITING");
+            await XenGuests.WaitForConsoleAsync(host, master, "SF-PROBE-WAITING");
             await xl.CheckpointAsync(master, checkpoint, ct);
 
             for (var i = 0; i < clones.Length; i++)
             {
                 var cfg = $"{dir}/{clones[i]}.cfg";
-                await UploadAsync(xl, cfg, config.ForClone(clones[i], MacAddress.For(0x5f, i + 1)).Render());
-                await xl.RestorePausedAsync(cfg, checkpoint, ct);
+                await XenGuests.UploadAsync(xl, cfg, config.ForClone(clones[i], MacAddress.For(0x5f, i + 1)).Render());
+                await xl.RestoreCloneAsync(clones[i], cfg, checkpoint, ct);
                 var clone = await xl.FindAsync(clones[i], ct);
                 Assert.NotNull(clone);
                 Assert.True(clone.Paused, $"{clones[i]} should wait paused for its identity: {clone.State}");
@@ -102,22 +101,7 @@ public sealed class XenToolstackTests(XenHost host)
             await xl.RemoveFilesAsync([dir, checkpoint], ct);
         }
 
-        var left = await xl.ListAsync(ct);
-        Assert.Equal(["Domain-0"], left.Select(d => d.Name));
-        var leftovers = await host.ExecAsync("ls /var/lib/xen/save; pidof xl libxl-save-helper; ls /sys/class/net | grep '^vif' ; true");
-        Assert.Equal("", leftovers.Out.Trim());
-    }
-
-    private static Task UploadAsync(XlClient xl, string path, string text) =>
-        xl.WriteFileAsync(path, new MemoryStream(Encoding.UTF8.GetBytes(text)), CancellationToken.None);
-
-    private async Task WaitForConsoleAsync(string domain, string text)
-    {
-        // xenconsoled logs every guest's console in dom0; under TCG a PV boot takes ~5-20 s.
-        var r = await host.ExecAsync(
-            $"for i in $(seq 1 600); do grep -q '{text}' /var/log/xen/console/guest-{domain}.log 2>/dev/null && exit 0; sleep 0.2; done; " +
-            $"tail -20 /var/log/xen/console/guest-{domain}.log; exit 1");
-        Assert.True(r.ExitCode == 0, $"{domain} never printed {text}: {r.Out}{r.Err}");
+        await XenGuests.AssertDom0CleanAsync(host);
     }
 
     private static async Task<List<string>> CollectReportsAsync(TcpListener listener, int count)
