@@ -81,7 +81,7 @@ public sealed class XenEngine : IEngine
             File.Delete(image.Path);
         }
 
-        var memory = int.TryParse(Environment.GetEnvironmentVariable("SFRUN_XEN_MEMORY"), out var m) ? m : 256;
+        var memory = int.TryParse(Environment.GetEnvironmentVariable("SFRUN_XEN_MEMORY"), out var m) ? m : 384;
         _config = new DomainConfig($"{_job}-m", kernel, ramdisk, "console=hvc0 quiet", memory, 1, MacAddress.For(Environment.ProcessId, 0), bridge);
         await UploadAsync($"{_jobDir}/master.cfg", _config.Render(), ct);
         _domains.Add(_config.Name);

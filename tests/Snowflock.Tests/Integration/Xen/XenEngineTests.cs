@@ -21,7 +21,7 @@ public sealed class XenEngineTests(XenHost host)
         // QEMU's user net maps 10.0.2.2 to this machine's loopback, where sfrun listens.
         ["SFRUN_XEN_CONTROL"] = "10.0.2.2",
         ["SFRUN_XEN_NET"] = "10.0.2.100/24",
-        ["SFRUN_XEN_MEMORY"] = "192",
+        ["SFRUN_XEN_MEMORY"] = "320",
     };
 
     private Task<CommandResult> SfrunAsync(params string[] args) =>

@@ -65,6 +65,8 @@ public sealed class XenToolstackTests(XenHost host)
             await xl.CreateAsync($"{dir}/{master}.cfg", paused: false, ct);
             await XenGuests.WaitForConsoleAsync(host, master, "SF-PROBE-WAITING");
             await xl.CheckpointAsync(master, checkpoint, ct);
+            // The checkpoint is all the clones need; the master would only compete for the CPU.
+            await xl.DestroyAsync(master, ct);
 
             for (var i = 0; i < clones.Length; i++)
             {
@@ -91,8 +93,6 @@ public sealed class XenToolstackTests(XenHost host)
             Assert.Equal(
                 [$"clone=1 ip=10.0.2.101 domid={ids[clones[0]]}", $"clone=2 ip=10.0.2.102 domid={ids[clones[1]]}"],
                 got.Order());
-            // The master never got an identity: it is still waiting, and its own address is unused.
-            Assert.DoesNotContain("SF-PROBE-CLONE", (await host.ExecAsync($"cat /var/log/xen/console/guest-{master}.log")).Out);
         }
         finally
         {
