@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <net/route.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -152,6 +153,17 @@ static void early_identity(void)
         default_route(v);
 }
 
+static int eth0_up(void)
+{
+    struct ifreq ifr = {0};
+    strncpy(ifr.ifr_name, "eth0", IFNAMSIZ - 1);
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int up = s >= 0 && ioctl(s, SIOCGIFFLAGS, &ifr) == 0 && (ifr.ifr_flags & IFF_UP) != 0;
+    if (s >= 0)
+        close(s);
+    return up;
+}
+
 static int connect_control(const char *endpoint)
 {
     char host[128];
@@ -206,7 +218,14 @@ int xen_open_channel(void)
     }
     if (xs_read("token", token, sizeof token) < 0)
         token[0] = '\0';
-    early_identity();
+    /* Right after a restore netfront is still reconnecting to its new backend and eth0 is
+     * detached (ioctls fail with ENODEV): apply the identity until the device takes it. */
+    for (int i = 0; i < 300; i++) {
+        early_identity();
+        if (eth0_up())
+            break;
+        sleep_ms(100);
+    }
     int fd = connect_control(control);
     if (fd < 0)
         return -1;

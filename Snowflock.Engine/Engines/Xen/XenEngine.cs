@@ -154,17 +154,18 @@ public sealed class XenEngine : IEngine
         _listener?.Stop();
         foreach (var agent in _agents.ToList())
             await agent.DisposeAsync();
-        foreach (var name in Enumerable.Reverse(_domains))
+        try
         {
-            try
-            {
-                await _xl.DestroyAsync(name, CancellationToken.None);
-            }
-            catch (Exception e) when (e is XlCommandException or TimeoutException or EngineUnavailableException)
-            {
-                Log.ForWarnEvent().Message("xen engine: could not destroy {Domain}: {Error}", name, e.Message).Property("EventName", "XenDestroyFailed").Log();
-            }
+            // QUIT powers the connected clones off (on_poweroff = destroy); an xl destroy racing
+            // that shutdown fails in the vif hotplug script, so let them go first.
+            if (_agents.Count > 0)
+                await _xl.WaitGoneAsync(_domains, TimeSpan.FromSeconds(15), CancellationToken.None);
         }
+        catch (Exception e) when (e is XlCommandException or TimeoutException or EngineUnavailableException)
+        {
+        }
+        foreach (var name in Enumerable.Reverse(_domains))
+            await DestroyAsync(name);
         if (_wroteToDom0)
         {
             try
@@ -178,6 +179,27 @@ public sealed class XenEngine : IEngine
         }
         if (_accepting is not null)
             await _accepting.ContinueWith(_ => { }, TaskScheduler.Default);
+    }
+
+    private async Task DestroyAsync(string name)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await _xl.DestroyAsync(name, CancellationToken.None);
+                return;
+            }
+            catch (Exception e) when (e is XlCommandException or TimeoutException or EngineUnavailableException)
+            {
+                if (attempt >= 3)
+                {
+                    Log.ForWarnEvent().Message("xen engine: could not destroy {Domain}: {Error}", name, e.Message).Property("EventName", "XenDestroyFailed").Log();
+                    return;
+                }
+                await Task.Delay(TimeSpan.FromSeconds(1));
+            }
+        }
     }
 
     public async ValueTask DisposeAsync()

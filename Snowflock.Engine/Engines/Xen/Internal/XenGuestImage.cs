@@ -6,14 +6,17 @@ namespace Snowflock.Engine.Engines.Xen.Internal;
 
 /// <summary>
 /// The PV guest's initramfs: the agent as /init, busybox, the programs at their own paths with
-/// the closure of their shared libraries (and the UCX and hwloc plugins MPICH's ranks dlopen),
+/// the closure of their shared libraries (and the UCX plugins MPICH's ranks dlopen),
 /// xen-netfront for the vif, and the working directories. The xen engine's own small composer
 /// until it can use the shared guest image builder (which targets the qemu engine's virtio
-/// devices first). Packed with cpio and gzip, hashed so dom0 keeps one copy per content.
+/// devices first). Packed with cpio and gzip with every time stamp and inode number zeroed, so
+/// the same content gives the same bytes and dom0 keeps one copy per hash.
 /// </summary>
 internal static partial class XenGuestImage
 {
-    private static readonly string[] PluginDirectories = ["/usr/lib/x86_64-linux-gnu/ucx", "/usr/lib/x86_64-linux-gnu/hwloc"];
+    // UCX finds its transports as plugins. hwloc's plugins (GL, OpenCL, libxml2 and ICU behind them,
+    // ~40 MB) are optional and left out: the guest's rootfs is RAM.
+    private static readonly string[] PluginDirectories = ["/usr/lib/x86_64-linux-gnu/ucx"];
 
     public sealed record Built(string Path, string Hash, string KernelVersion);
 
@@ -55,7 +58,7 @@ internal static partial class XenGuestImage
             }
             await File.WriteAllLinesAsync(Path.Combine(stage, "etc", "snowflock", "modules"), modules, ct);
 
-            await RunAsync("/bin/sh", ["-c", "cd \"$1\" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -1 -n > \"$2\"", "sh", stage, output], ct);
+            await RunAsync("/bin/sh", ["-c", "cd \"$1\" && find . -exec touch -h -d @0 {} + && find . | LC_ALL=C sort | cpio -o -H newc --quiet --reproducible | gzip -1 -n > \"$2\"", "sh", stage, output], ct);
             await using var s = File.OpenRead(output);
             var hash = Convert.ToHexStringLower(await SHA256.HashDataAsync(s, ct))[..20];
             return new Built(output, hash, kernel);

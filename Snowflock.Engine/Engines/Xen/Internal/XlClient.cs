@@ -109,6 +109,13 @@ internal sealed class XlClient(Dom0Shell shell)
             "echo \"$1 never wrote data/snowflock/$2 in xenstore\" >&2; exit 1",
             "sh", name, key, ((int)bound.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture)], bound + Quick, ct);
 
+    /// <summary>Waits (one dom0 call, at most <paramref name="bound"/>) until none of the named domains exists.</summary>
+    public Task WaitGoneAsync(IReadOnlyList<string> names, TimeSpan bound, CancellationToken ct) =>
+        names.Count == 0 ? Task.CompletedTask : RunAsync(["sh", "-c",
+            "n=$1; shift; for i in $(seq 1 $n); do alive=0; for d in \"$@\"; do xl domid \"$d\" >/dev/null 2>&1 && alive=1; done; " +
+            "[ $alive = 0 ] && exit 0; sleep 0.3; done; exit 0", "sh",
+            ((int)(bound.TotalSeconds / 0.5)).ToString(System.Globalization.CultureInfo.InvariantCulture), .. names], bound + Quick, ct);
+
     public Task UnpauseAsync(string domain, CancellationToken ct) => RunAsync(["xl", "unpause", domain], Quick, ct);
 
     /// <summary><c>xl destroy</c>; a domain that is already gone is not an error.</summary>
