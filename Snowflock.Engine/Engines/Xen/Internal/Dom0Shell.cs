@@ -82,6 +82,8 @@ internal sealed class Dom0Shell
             process.StandardInput.Close();
             await process.WaitForExitAsync(timeout.Token);
             var result = new Dom0Result(process.ExitCode, await stdout, await stderr);
+            // 255 with nothing said is the remote command killed by a signal (ssh passes no
+            // signal on); the caller sees it as a crash. ssh's own failures always say why.
             if (_sshDestination is not null && result.ExitCode == SshFailed && LooksLikeSshError(result.Stderr))
                 throw new EngineUnavailableException($"xen engine: cannot reach {Where} with ssh: {FirstLine(result.Stderr)}");
             return result;
@@ -130,7 +132,7 @@ internal sealed class Dom0Shell
     private static bool LooksLikeSshError(string stderr) =>
         stderr.Contains("ssh:", StringComparison.Ordinal) || stderr.Contains("Permission denied", StringComparison.Ordinal)
         || stderr.Contains("Host key verification failed", StringComparison.Ordinal)
-        || stderr.Contains("Connection", StringComparison.Ordinal) || stderr.Length == 0;
+        || stderr.Contains("Connection", StringComparison.Ordinal);
 
     private static string FirstLine(string s)
     {

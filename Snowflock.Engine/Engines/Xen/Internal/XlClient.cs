@@ -147,8 +147,28 @@ internal sealed class XlClient(Dom0Shell shell)
 
     public Task RemoveFilesAsync(IEnumerable<string> paths, CancellationToken ct) => RunAsync(["rm", "-rf", "--", .. paths], Quick, ct);
 
-    /// <summary>Runs a command in dom0; a non-zero status becomes an <see cref="XlCommandException"/>.</summary>
+    /// <summary>Runs a command in dom0; a non-zero status becomes an <see cref="XlCommandException"/>.
+    /// A command that crashed (seen under nested TCG: tools in dom0 dying of SIGSEGV now and then)
+    /// is run again up to twice, unless it is one that must not be repeated blindly (create,
+    /// save, restore: their callers decide) or it read from a stream.</summary>
     public async Task<string> RunAsync(IReadOnlyList<string> argv, TimeSpan bound, CancellationToken ct, Stream? stdin = null)
+    {
+        var repeatable = stdin is null && !(argv[0] == "xl" && argv.Count > 1 && argv[1] is "create" or "save" or "restore");
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await RunOnceAsync(argv, bound, ct, stdin);
+            }
+            catch (XlCommandException e) when (e.Failure == XlFailure.Crashed && repeatable && attempt < 3)
+            {
+                Log.ForDebugEvent().Message("{Where}: {Command} crashed, running it again: {Reason}", shell.Where, Dom0Shell.Quote(argv), e.Message)
+                    .Property("EventName", "XlCommandRetried").Log();
+            }
+        }
+    }
+
+    private async Task<string> RunOnceAsync(IReadOnlyList<string> argv, TimeSpan bound, CancellationToken ct, Stream? stdin)
     {
         var r = await shell.RunAsync(argv, bound, ct, stdin);
         Log.ForTraceEvent().Message("{Where}: {Command} -> {ExitCode}", shell.Where, Dom0Shell.Quote(argv), r.ExitCode)
