@@ -91,6 +91,8 @@ public sealed class XlOutputTests
         Assert.Equal(XlFailure.NotImplemented, XlOutput.Classify(1, XlCaptures.ForkVmMissing));
         Assert.Equal(XlFailure.Crashed, XlOutput.Classify(139, "Segmentation fault\n"));
         Assert.Equal(XlFailure.Crashed, XlOutput.Classify(134, ""));
+        // ssh's status when the remote command was killed by a signal: 255, nothing on stderr.
+        Assert.Equal(XlFailure.Crashed, XlOutput.Classify(255, ""));
         // Seen under nested TCG: a hotplug script died of SIGSEGV while xl restore waited on it.
         Assert.Equal(XlFailure.Crashed, XlOutput.Classify(1, "/etc/xen/scripts/vif-bridge online [698] exited with error status 139\n"));
         Assert.Equal(XlFailure.Other, XlOutput.Classify(1, "/etc/xen/scripts/vif-bridge online [698] exited with error status 1\n"));
