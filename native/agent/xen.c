@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -153,15 +154,28 @@ static void early_identity(void)
         default_route(v);
 }
 
-static int eth0_up(void)
+/* Whether eth0 runs with the MAC dom0 gave this clone. Flags alone do not tell: a restored
+ * netfront keeps IFF_UP while it is detached, and a MAC set then fails with ENODEV. */
+static int eth0_ready(void)
 {
+    char want[64];
+    if (xs_read("mac", want, sizeof want) <= 0)
+        return 1;
     struct ifreq ifr = {0};
     strncpy(ifr.ifr_name, "eth0", IFNAMSIZ - 1);
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    int up = s >= 0 && ioctl(s, SIOCGIFFLAGS, &ifr) == 0 && (ifr.ifr_flags & IFF_UP) != 0;
-    if (s >= 0)
-        close(s);
-    return up;
+    if (s < 0)
+        return 0;
+    int ready = 0;
+    if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0 && (ifr.ifr_flags & IFF_UP) && (ifr.ifr_flags & IFF_RUNNING)
+        && ioctl(s, SIOCGIFHWADDR, &ifr) == 0) {
+        const unsigned char *m = (const unsigned char *)ifr.ifr_hwaddr.sa_data;
+        char have[32];
+        snprintf(have, sizeof have, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+        ready = strcasecmp(have, want) == 0;
+    }
+    close(s);
+    return ready;
 }
 
 static int connect_control(const char *endpoint)
@@ -222,7 +236,7 @@ int xen_open_channel(void)
      * detached (ioctls fail with ENODEV): apply the identity until the device takes it. */
     for (int i = 0; i < 300; i++) {
         early_identity();
-        if (eth0_up())
+        if (eth0_ready())
             break;
         sleep_ms(100);
     }
