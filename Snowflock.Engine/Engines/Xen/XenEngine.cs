@@ -350,6 +350,10 @@ public sealed class XenEngine : IEngine
         {
             try
             {
+                // One rank per clone: only self and TCP make sense between VMs, and UCX's probing
+                // of the rest stalls MPI_Finalize here as in the qemu engine. The user's UCX_TLS wins.
+                if (!start.Environment.ContainsKey("UCX_TLS"))
+                    start = start with { Environment = new Dictionary<string, string>(start.Environment) { ["UCX_TLS"] = "self,tcp" } };
                 return await agent.StartRankAsync(start, ct);
             }
             catch (TimeoutException)
