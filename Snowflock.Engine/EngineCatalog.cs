@@ -2,6 +2,7 @@ using Snowflock.Engine.Engines.Process;
 using Snowflock.Engine.Engines.Process.Internal;
 using Snowflock.Engine.Engines.Qemu;
 using Snowflock.Engine.Engines.Qemu.Internal;
+using Snowflock.Engine.Engines.Xen;
 
 namespace Snowflock.Engine;
 
@@ -33,8 +34,13 @@ public static class EngineCatalog
         QemuHost.Find() is { } qemu
             ? new("qemu", true, $"VM clones of a warm template ({qemu.Version}; {qemu.AcceleratorReason})")
             : new("qemu", false, "qemu-system-x86_64 not found (install qemu-system-x86)"),
-        new("xen", false, "not built yet" + (OnPath("xl") ? "; xl is installed" : "; no xl toolstack on this host")),
+        new("xen", IsDom0 || Environment.GetEnvironmentVariable("XEN_HOST") is { Length: > 0 },
+            Environment.GetEnvironmentVariable("XEN_HOST") is { Length: > 0 } xenHost ? $"xl in dom0 over ssh to {xenHost} (XEN_HOST)"
+            : IsDom0 ? "this is dom0: xl runs here" : "not dom0 of a running Xen" + (OnPath("xl") ? " (xl is installed)" : "") + "; set XEN_HOST=user@dom0"),
     ];
+
+    private static bool IsDom0 =>
+        File.Exists("/proc/xen/capabilities") && File.ReadAllText("/proc/xen/capabilities").Contains("control_d", StringComparison.Ordinal);
 
     private static bool OnPath(string program) =>
         (Environment.GetEnvironmentVariable("PATH") ?? "/usr/bin:/bin").Split(':')
@@ -44,8 +50,7 @@ public static class EngineCatalog
     {
         "process" => new ProcessEngine(),
         "qemu" => new QemuEngine(),
-        "xen" => throw new EngineUnavailableException(
-            "xen engine: not available in this build of sfrun yet; use --engine process"),
+        "xen" => new XenEngine(),
         _ => throw new EngineUnavailableException(
             $"unknown engine '{name}'; choose one of: {string.Join(", ", Names)}"),
     };

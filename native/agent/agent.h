@@ -68,4 +68,8 @@ void relay_data_from_host(uint16_t stream, const uint8_t *data, uint32_t length)
 int relay_poll_fds(struct pollfd *fds, int max);
 void relay_on_poll(const struct pollfd *fds, int count);
 
+/* xen.c: the control channel of a Xen clone (identity from xenstore, TCP to sfrun). */
+int xen_detected(void);
+int xen_open_channel(void);
+
 #endif

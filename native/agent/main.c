@@ -111,6 +111,7 @@ int main(int argc, char **argv)
         else if (strncmp(argv[i], "--channel-unix=", 15) == 0 && (channel = connect_unix(argv[i] + 15)) < 0)
             return 1;
     as_init = getpid() == 1;
+    int reconnects = as_init;
     if (!as_init && channel < 0) {
         fprintf(stderr, "usage: sfagent [--loopback-up] --channel-fd=N | --channel-unix=PATH (as PID 1 it finds its channel itself)\n");
         return 2;
@@ -134,14 +135,19 @@ int main(int argc, char **argv)
         sysinit_modules("/etc/snowflock/modules");
         sysinit_loopback();
         identity_net_up();
-        channel = sysinit_open_port(AGENT_PORT_NAME, 30000);
-        if (channel < 0) {
+        if (xen_detected()) {
+            /* A TCP channel does not come back: when sfrun is gone the clone powers off. */
+            channel = xen_open_channel();
+            reconnects = 0;
+            if (channel < 0)
+                sysinit_power_off();
+        } else if ((channel = sysinit_open_port(AGENT_PORT_NAME, 30000)) < 0) {
             agent_log("no virtio port named %s: %s", AGENT_PORT_NAME, strerror(errno));
             sysinit_power_off();
         }
         agent_log("ready");
     }
-    channel_init(channel, as_init);
+    channel_init(channel, reconnects);
 
     static struct pollfd fds[AGENT_MAX_POLL];
     for (;;) {
@@ -178,6 +184,8 @@ int main(int argc, char **argv)
         if (channel_index < 0 || fds[channel_index].revents != 0) {
             if (channel_read(on_frame) < 0) {
                 ranks_kill_all(as_init);
+                if (as_init)
+                    sysinit_power_off();
                 return 0;
             }
         }

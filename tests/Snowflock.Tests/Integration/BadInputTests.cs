@@ -106,7 +106,7 @@ public sealed class EngineDetectionTests
         Assert.Equal(0, r.ExitCode);
         Assert.Equal(3, r.OutLines.Length);
         Assert.Matches(@"^process\s+usable\s+\(default\) local processes, forked from a warm master", r.OutLines[0]);
-        Assert.Matches(@"^qemu\s+unusable\s+not built yet", r.OutLines[1]);
-        Assert.Matches(@"^xen\s+unusable\s+not built yet", r.OutLines[2]);
+        Assert.Matches(@"^qemu\s+(usable\s+VM clones of a warm template|unusable\s+qemu-system-x86_64 not found)", r.OutLines[1]);
+        Assert.Matches(@"^xen\s+unusable\s+not dom0 of a running Xen.*; set XEN_HOST=user@dom0", r.OutLines[2]);
     }
 }

@@ -1,0 +1,49 @@
+using System.Globalization;
+using System.Text;
+
+namespace Snowflock.Engine.Engines.Xen.Internal;
+
+/// <summary>
+/// An xl domain configuration for a PV guest booted from a kernel and an initramfs in dom0, with
+/// one vif on a dom0 bridge. Clones are restored with the same file but their own name and MAC.
+/// </summary>
+internal sealed record DomainConfig(string Name, string Kernel, string Ramdisk, string KernelArgs, int MemoryMiB, int Vcpus,
+    string Mac, string Bridge)
+{
+    /// <summary>The xl configuration text. Every value is checked rather than escaped: xl's
+    /// parser has no escapes a generated name would need.</summary>
+    public string Render()
+    {
+        Check(Name, "name", c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.');
+        Check(Kernel, "kernel", PathChar);
+        Check(Ramdisk, "ramdisk", PathChar);
+        Check(KernelArgs, "kernel arguments", c => c >= ' ' && c < 0x7f && c is not '"' and not '\\');
+        Check(Mac, "mac", c => char.IsAsciiHexDigit(c) || c == ':');
+        Check(Bridge, "bridge", c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.');
+        if (MemoryMiB < 32 || Vcpus < 1)
+            throw new ArgumentException($"domain {Name}: memory {MemoryMiB} MiB and {Vcpus} vcpus are too few");
+        var sb = new StringBuilder();
+        sb.Append(CultureInfo.InvariantCulture, $"name = \"{Name}\"\n");
+        sb.Append("type = \"pv\"\n");
+        sb.Append(CultureInfo.InvariantCulture, $"kernel = \"{Kernel}\"\n");
+        sb.Append(CultureInfo.InvariantCulture, $"ramdisk = \"{Ramdisk}\"\n");
+        sb.Append(CultureInfo.InvariantCulture, $"extra = \"{KernelArgs}\"\n");
+        sb.Append(CultureInfo.InvariantCulture, $"memory = {MemoryMiB}\n");
+        sb.Append(CultureInfo.InvariantCulture, $"vcpus = {Vcpus}\n");
+        sb.Append(CultureInfo.InvariantCulture, $"vif = [ \"mac={Mac},bridge={Bridge}\" ]\n");
+        // A crashed clone stays for inspection until teardown destroys it; none restarts by itself.
+        sb.Append("on_crash = \"preserve\"\non_poweroff = \"destroy\"\non_reboot = \"destroy\"\n");
+        return sb.ToString();
+    }
+
+    /// <summary>A copy for a clone: its own name and MAC, the rest as the master's.</summary>
+    public DomainConfig ForClone(string name, string mac) => this with { Name = name, Mac = mac };
+
+    private static bool PathChar(char c) => char.IsAsciiLetterOrDigit(c) || c is '/' or '-' or '_' or '.' or '+';
+
+    private static void Check(string value, string what, Func<char, bool> allowed)
+    {
+        if (value.Length == 0 || !value.All(allowed))
+            throw new ArgumentException($"xl config: {what} '{value}' has characters xl's parser would misread");
+    }
+}
