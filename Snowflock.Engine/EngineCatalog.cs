@@ -12,7 +12,7 @@ public static class EngineCatalog
     public static readonly IReadOnlyList<string> Names = ["process", "qemu", "xen"];
 
     /// <summary>The engine used without <c>--engine</c>, after DESIGN.md: the best one this host runs at
-    /// full speed. qemu only where KVM really runs a stock guest (under TCG it is correct but slow,
+    /// full speed: xen in dom0 of a running Xen; qemu only where KVM really runs a stock guest (under TCG it is correct but slow,
     /// so opt-in), else process. <c>SFRUN_ENGINE</c> overrides it, so a batch script that says
     /// <c>sfrun</c> can be pointed at an engine without being edited. Only cheap checks here: this
     /// runs at every start of sfrun.</summary>
@@ -20,6 +20,7 @@ public static class EngineCatalog
 
     private static readonly Lazy<string> DefaultEngine = new(() =>
         Environment.GetEnvironmentVariable("SFRUN_ENGINE") is { Length: > 0 } chosen && Names.Contains(chosen) ? chosen
+        : IsDom0 ? "xen"
         : QemuHost.KvmRunsGuests() && OnPath("qemu-system-x86_64") ? "qemu"
         : "process");
 
