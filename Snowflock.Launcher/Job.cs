@@ -36,7 +36,18 @@ public sealed class Job
     public string Id { get; }
 
     /// <summary>Hands a signal sent to sfrun to the job: forwarded to ranks; a second SIGINT forces teardown.</summary>
-    public void Deliver(int signal) => _events.Writer.TryWrite(new JobEvent.SignalReceived(signal));
+    public void Deliver(int signal)
+    {
+        // Until the clones exist there is no rank to forward to, and setting up a VM engine can take
+        // seconds (a template boot, a Xen restore): a terminating signal cancels the set-up instead.
+        if (Volatile.Read(ref _settingUp) && signal is 1 or 2 or 3 or 15 && Interlocked.CompareExchange(ref _setupSignal, signal, 0) == 0)
+            _setup.Cancel();
+        _events.Writer.TryWrite(new JobEvent.SignalReceived(signal));
+    }
+
+    private readonly CancellationTokenSource _setup = new();
+    private bool _settingUp = true;
+    private int _setupSignal;
 
     /// <summary>Runs the job to its end. Throws only for input errors found before any rank starts
     /// (<see cref="ProgramNotFoundException"/>, <see cref="OutputPatternException"/>, <see cref="PlacementException"/>,
@@ -56,10 +67,28 @@ public sealed class Job
         using var stopIo = new CancellationTokenSource();
         try
         {
-            var prep = await engine.PrepareAsync(new WarmMasterSpec(Id, resolved.Select(b => b.Executable).Distinct().ToList()) { Warm = _spec.Warm, RanksPerClone = _spec.PerNode, WarmVm = _spec.WarmVm, Isolate = _spec.Isolate }, ct)
-                .ConfigureAwait(false);
-            timeline.Mark("clones requested");
-            var clones = await engine.CloneAsync(total, ct).ConfigureAwait(false);
+            EnginePreparation prep;
+            IReadOnlyList<IClone> clones;
+            using (var setup = CancellationTokenSource.CreateLinkedTokenSource(ct, _setup.Token))
+            {
+                try
+                {
+                    prep = await engine.PrepareAsync(new WarmMasterSpec(Id, resolved.Select(b => b.Executable).Distinct().ToList())
+                        { Warm = _spec.Warm, RanksPerClone = _spec.PerNode, WarmVm = _spec.WarmVm, Isolate = _spec.Isolate }, setup.Token)
+                        .ConfigureAwait(false);
+                    timeline.Mark("clones requested");
+                    clones = await engine.CloneAsync(total, setup.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (_setup.IsCancellationRequested)
+                {
+                    var interrupted = new JobEnding.Interrupted(Volatile.Read(ref _setupSignal));
+                    return new JobResult(ExitCodeRule.ExitCode(interrupted), ExitCodeRule.Report(interrupted, total), state.Exits());
+                }
+                finally
+                {
+                    Volatile.Write(ref _settingUp, false);
+                }
+            }
             timeline.Mark("clones running");
             var nodeOfRank = clones.Select(c => c.Identity.NodeId).ToArray();
             var appnum = resolved.SelectMany((b, i) => Enumerable.Repeat(i, b.Block.Ranks)).ToArray();

@@ -101,6 +101,23 @@ public sealed class QemuEngineTests
         await job.AssertNothingLeftAsync();
     }
 
+    /// <summary>Ctrl-C while the VMs are still booting (a cold boot takes seconds under TCG) ends the
+    /// job at once: the set-up is cancelled, not waited for.</summary>
+    [Fact]
+    public async Task Ctrl_C_during_set_up_cancels_it_and_leaves_nothing()
+    {
+        using var job = new QemuJob();
+        await using var run = job.Start("--no-warm", "-np", "1", "/bin/sh", "-c", "echo ready; sleep 100");
+        await Task.Delay(TimeSpan.FromSeconds(1.5));
+        Assert.Equal("", run.OutSoFar);
+        run.Signal(2);
+        var r = await run.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(130, r.ExitCode);
+        Assert.Contains("interrupted by SIGINT", r.Err);
+        Assert.Equal("", r.Out);
+        await job.AssertNothingLeftAsync();
+    }
+
     /// <summary>kill -9 of sfrun: every QEMU dies with it (PR_SET_PDEATHSIG through sfwarm-exec), and so
     /// does the job's network namespace; the folder of sockets is removed by the next job.</summary>
     [Fact]
