@@ -19,6 +19,9 @@ internal sealed class QemuJob : IDisposable
     {
         ["SFRUN_TEST_TAG"] = Tag,
         ["TMPDIR"] = TempDir,
+        // A JIT-built sfrun (not the published NativeAOT one) puts the .NET runtime's diagnostic
+        // pipes in TMPDIR, and a SIGKILL leaves them: not the job's files.
+        ["DOTNET_EnableDiagnostics"] = "0",
     };
 
     public string[] Args(params string[] args) => ["--engine", "qemu", .. args];
