@@ -94,36 +94,13 @@ internal static unsafe partial class WarmSyscalls
     private static IOException Error(string call) => new($"{call} failed: errno {Marshal.GetLastPInvokeError()}");
 
     /// <summary>A listening unix stream socket bound to <paramref name="path"/> (close-on-exec).</summary>
-    public static int ListenUnix(string path)
-    {
-        var bytes = System.Text.Encoding.UTF8.GetBytes(path);
-        if (bytes.Length >= 108)
-            throw new IOException($"unix socket path too long ({bytes.Length} bytes): {path}");
-        var fd = Socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-            throw Error("socket(AF_UNIX)");
-        var addr = stackalloc byte[110];
-        new Span<byte>(addr, 110).Clear();
-        addr[0] = AF_UNIX;
-        bytes.CopyTo(new Span<byte>(addr + 2, 108));
-        if (Bind(fd, addr, (uint)(2 + bytes.Length + 1)) != 0)
-        {
-            var e = Error($"bind({path})");
-            CloseFd(fd);
-            throw e;
-        }
-        if (Listen(fd, 8) != 0)
-        {
-            var e = Error("listen");
-            CloseFd(fd);
-            throw e;
-        }
-        return fd;
-    }
+    public static int ListenUnix(string path) => UnixSocket(path, listen: true);
 
     /// <summary>A unix stream socket connected to <paramref name="path"/> (close-on-exec).</summary>
     /// <exception cref="IOException">Nobody listens there (the message names errno).</exception>
-    public static int ConnectUnix(string path)
+    public static int ConnectUnix(string path) => UnixSocket(path, listen: false);
+
+    private static int UnixSocket(string path, bool listen)
     {
         var bytes = System.Text.Encoding.UTF8.GetBytes(path);
         if (bytes.Length >= 108)
@@ -135,9 +112,13 @@ internal static unsafe partial class WarmSyscalls
         new Span<byte>(addr, 110).Clear();
         addr[0] = AF_UNIX;
         bytes.CopyTo(new Span<byte>(addr + 2, 108));
-        if (Connect(fd, addr, (uint)(2 + bytes.Length + 1)) != 0)
+        var length = (uint)(2 + bytes.Length + 1);
+        var failed = listen
+            ? Bind(fd, addr, length) != 0 ? $"bind({path})" : Listen(fd, 8) != 0 ? "listen" : null
+            : Connect(fd, addr, length) != 0 ? $"connect({path})" : null;
+        if (failed is not null)
         {
-            var e = Error($"connect({path})");
+            var e = Error(failed);
             CloseFd(fd);
             throw e;
         }
