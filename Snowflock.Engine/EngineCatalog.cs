@@ -47,11 +47,12 @@ public static class EngineCatalog
         (Environment.GetEnvironmentVariable("PATH") ?? "/usr/bin:/bin").Split(':')
             .Any(d => d.Length > 0 && File.Exists(Path.Combine(d, program)));
 
-    public static IEngine Create(string name) => name switch
+    /// <param name="xenHost">The xen engine's dom0 (<c>--xen-host</c>); null: XEN_HOST, or this host.</param>
+    public static IEngine Create(string name, string? xenHost = null) => name switch
     {
         "process" => new ProcessEngine(),
         "qemu" => new QemuEngine(),
-        "xen" => new XenEngine(),
+        "xen" => new XenEngine(xenHost),
         _ => throw new EngineUnavailableException(
             $"unknown engine '{name}'; choose one of: {string.Join(", ", Names)}"),
     };

@@ -59,7 +59,7 @@ public sealed class Job
         var timeline = new Timeline(total);
         var resolved = ResolveBlocks();
         await using var output = await OutputRouter.OpenAsync(_spec.Output, total, _stdout, _stderr).ConfigureAwait(false);
-        await using var engine = EngineCatalog.Create(_spec.Engine);
+        await using var engine = EngineCatalog.Create(_spec.Engine, _spec.XenHost);
         var state = new RankTable(total);
         Pmi1Server? pmi = null;
         CloneAgent? cloneAgent = null;
@@ -162,7 +162,8 @@ public sealed class Job
                 throw new PlacementException($"-wdir {block.WorkingDirectory}: no such directory");
             var path = _spec.GlobalEnvironment.TryGetValue("PATH", out var p) ? p : Environment.GetEnvironmentVariable("PATH");
             var executable = ProgramResolver.Resolve(block.Program, wdir, path);
-            if (_spec.WarmVm is { } vm)
+            // A warm domU lives in dom0; the xen engine checks it there.
+            if (_spec.WarmVm is { } vm && _spec.Engine != "xen")
                 WarmVms.ForJob(vm, executable, block.Arguments);
             list.Add(new ResolvedBlock(block, executable, wdir, MpiFlavor.SetupFor(executable, Id, mpiScratch)));
         }

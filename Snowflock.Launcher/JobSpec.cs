@@ -22,6 +22,9 @@ public sealed record JobSpec
 
     public string Engine { get; init; } = Snowflock.Engine.EngineCatalog.Default;
 
+    /// <summary><c>--xen-host USER@HOST</c>: the dom0 the xen engine drives over ssh; null: XEN_HOST, or this host.</summary>
+    public string? XenHost { get; init; }
+
     /// <summary>Fork ranks from a warm master where the engine can (<c>--no-warm</c> turns it off).</summary>
     public bool Warm { get; init; } = true;
 

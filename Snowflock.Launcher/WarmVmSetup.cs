@@ -14,4 +14,9 @@ public static class WarmVmSetup
         var executable = ProgramResolver.Resolve(program, Directory.GetCurrentDirectory(), Environment.GetEnvironmentVariable("PATH"));
         return WarmVms.Create(name, engine, executable, arguments);
     }
+
+    /// <summary>The program's absolute path, found as a job finds it.</summary>
+    /// <exception cref="ProgramNotFoundException">The program does not exist or cannot be executed.</exception>
+    public static string Resolve(string program) =>
+        ProgramResolver.Resolve(program, Directory.GetCurrentDirectory(), Environment.GetEnvironmentVariable("PATH"));
 }

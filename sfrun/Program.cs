@@ -20,7 +20,7 @@ try
     }
     // Sub-commands: the first word selects one; everything else is an mpiexec command line.
     if (args is ["warm", .. var warmArgs])
-        return WarmCommand.Run(warmArgs, Console.Out);
+        return await WarmCommand.RunAsync(warmArgs, Console.Out, CancellationToken.None);
     var invocation = SfrunCommandLine.Parse(args, Environment.GetEnvironmentVariable);
     verbosity = invocation.Verbosity;
     if (invocation.Engines)

@@ -11,4 +11,9 @@ public sealed record GuestImageSpec(IReadOnlyList<string> Executables, string Ag
     /// <summary>The kernel modules the clone's devices need; the image also carries what they
     /// depend on, and lists the load order in /etc/snowflock/modules.</summary>
     public IReadOnlyList<string> Modules { get; init; } = ["virtio_mmio", "virtio_console", "virtio_net"];
+
+    /// <summary>Whether hwloc's topology plugins (and the GL, OpenCL, libxml2 and ICU libraries
+    /// behind them, ~40 MB) go in. MPICH runs without them; a guest whose every byte is its own
+    /// RAM (a Xen clone shares nothing with its master) leaves them out.</summary>
+    public bool TopologyPlugins { get; init; } = true;
 }

@@ -130,9 +130,9 @@ static void default_route(const char *gateway)
         close(s);
 }
 
-/* Applies the network part of the identity before any channel exists. identity_apply answers
- * with an IDENTITY_ACK; this early one has nobody to go to, so it goes to /dev/null (sfrun sends
- * the whole identity again over the channel and gets its ack then). */
+/* Applies the identity dom0 wrote before any channel exists (on Xen, xenstore is the only way it
+ * arrives). identity_apply answers with an IDENTITY_ACK, which has nobody to go to yet, so it goes
+ * to /dev/null. */
 static void early_identity(void)
 {
     static char payload[8192];
@@ -176,6 +176,39 @@ static int eth0_ready(void)
     }
     close(s);
     return ready;
+}
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* dom0 wrote fresh random bytes, hex-encoded, as data/snowflock/entropy. */
+static void reseed_from_xenstore(void)
+{
+    char hex[260];
+    uint8_t bytes[128];
+    int n = xs_read("entropy", hex, sizeof hex);
+    if (n <= 0) {
+        agent_log("xen: no entropy in xenstore; the clone keeps the master's random state");
+        return;
+    }
+    uint32_t len = 0;
+    for (int i = 0; i + 1 < n && len < sizeof bytes; i += 2) {
+        int hi = hex_digit(hex[i]), lo = hex_digit(hex[i + 1]);
+        if (hi < 0 || lo < 0) {
+            agent_log("xen: data/snowflock/entropy is not hex");
+            return;
+        }
+        bytes[len++] = (uint8_t)(hi << 4 | lo);
+    }
+    sysinit_add_entropy(bytes, len);
 }
 
 static int connect_control(const char *endpoint)
@@ -232,6 +265,9 @@ int xen_open_channel(void)
     }
     if (xs_read("token", token, sizeof token) < 0)
         token[0] = '\0';
+    /* Before anything random is drawn (TCP sequence numbers included): a clone must not go on
+     * with the master's CRNG state, which every other clone shares. */
+    reseed_from_xenstore();
     /* Right after a restore netfront is still reconnecting to its new backend and eth0 is
      * detached (ioctls fail with ENODEV): apply the identity until the device takes it. */
     for (int i = 0; i < 300; i++) {

@@ -42,6 +42,7 @@ internal static class SfrunCommandLine
         o.Timeout = One(o.Timeout);
         o.Engine = One(o.Engine);
         o.Vm = One(o.Vm);
+        o.XenHost = One(o.XenHost);
         o.Hosts = One(o.Hosts);
         o.Timeline = One(o.Timeline);
         o.HostFile = One(o.HostFile);
@@ -78,8 +79,19 @@ internal static class SfrunCommandLine
         var vm = all.Select(o => o.Vm).LastOrDefault(v => v is not null);
         if (all.Any(o => o.Isolate) && all.Any(o => o.NoWarm))
             throw new UsageException("--isolate forks every clone from a warm master; it cannot be combined with --no-warm");
+        var xenHost = all.Select(o => o.XenHost).LastOrDefault(h => h is not null);
+        if (xenHost is "")
+            throw new UsageException("--xen-host needs USER@HOST, got an empty string");
+        var askedEngine = all.Select(o => o.Engine).LastOrDefault(e => e is not null);
+        if (xenHost is not null)
+        {
+            // Naming a dom0 names the engine that uses one.
+            if (askedEngine is not null and not "xen")
+                throw new UsageException($"--xen-host is for the xen engine, not --engine {askedEngine}");
+            askedEngine = "xen";
+        }
         if (vm is not null)
-            parsed = WithWarmVmProgram(parsed, vm, all.Any(o => o.NoWarm));
+            parsed = askedEngine == "xen" ? WithXenWarmDomain(parsed, all.Any(o => o.NoWarm)) : WithWarmVmProgram(parsed, vm, all.Any(o => o.NoWarm));
         var blocks = new List<ProgramBlock>();
         foreach (var (section, options) in parsed)
         {
@@ -132,7 +144,8 @@ internal static class SfrunCommandLine
                 StderrPattern = all.Select(o => o.ErrfilePattern).LastOrDefault(p => p is not null),
             },
             PrintAllExitCodes = all.Any(o => o.PrintAllExitCodes),
-            Engine = EngineFor(all.Select(o => o.Engine).LastOrDefault(e => e is not null), vm),
+            Engine = askedEngine == "xen" ? "xen" : EngineFor(askedEngine, vm),
+            XenHost = xenHost,
             Warm = !all.Any(o => o.NoWarm),
             WarmVm = vm,
             Isolate = all.Any(o => o.Isolate),
@@ -159,6 +172,20 @@ internal static class SfrunCommandLine
             return parsed;
         var record = Snowflock.Engine.WarmVms.Find(vm);
         return [(section with { Program = record.Program, ProgramArguments = record.Arguments }, options)];
+    }
+
+    /// <summary>A warm domU (<c>--engine xen --vm NAME</c>) lives in dom0, which the command line
+    /// does not ask: the program must be given, and dom0 checks that the domU holds it.</summary>
+    private static List<(CommandSection Section, SfrunOptions Options)> WithXenWarmDomain(
+        List<(CommandSection Section, SfrunOptions Options)> parsed, bool noWarm)
+    {
+        if (noWarm)
+            throw new UsageException("--vm and --no-warm contradict each other: a warm domU's ranks are cloned");
+        if (parsed.Count > 1)
+            throw new UsageException("--vm runs one program block (the warm domU's program); MPMD ':' blocks need their own masters");
+        if (parsed[0].Section.Program is null)
+            throw new UsageException("--engine xen --vm NAME needs the program too (one the warm domU was created with)");
+        return parsed;
     }
 
     /// <summary>The engine asked for; with <c>--vm</c> the warm VM's own (another is an error), else the default.</summary>

@@ -38,6 +38,7 @@ internal static class OptionCatalog
         new(["timeline"], 1, "FILE", "write a per-rank timeline of the job to FILE (.svg, or .html for a page)", "(sfrun only)"),
         new(["engine"], 1, "NAME", "how clones are made: process, qemu or xen (default: process)", "(sfrun only)"),
         new(["vm"], 1, "NAME", "fork the ranks from warm VM NAME ('sfrun warm create NAME ./app'); the program may be omitted", "(sfrun only)"),
+        new(["xen-host"], 1, "USER@HOST", "run the xen engine's xl in that dom0 over ssh (implies --engine xen; also XEN_HOST)", "(sfrun only)"),
         new(["isolate"], 0, "", "give each clone its own pid, uts, mount and network namespace and address on a per-job bridge (needs root)", "(sfrun only)"),
         new(["no-warm"], 0, "", "start every rank cold instead of forking it from a warm master (also SFRUN_WARM=0)", "(sfrun only)"),
         new(["max-clones"], 1, "N", "let the job's ranks hold at most N clones at once through the SnowFlock clone API, libsf (default 256; also SF_MAX_CLONES)", "(sfrun only)"),

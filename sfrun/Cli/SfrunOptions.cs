@@ -27,6 +27,7 @@ internal sealed class SfrunOptions
     [Option("no-warm")] public bool NoWarm { get; set; }
     [Option("max-clones")] public string? MaxClones { get; set; }
     [Option("vm")] public string? Vm { get; set; }
+    [Option("xen-host")] public string? XenHost { get; set; }
     [Option("isolate")] public bool Isolate { get; set; }
     [Option("verbose")] public bool Verbose { get; set; }
     [Option("vv")] public bool VeryVerbose { get; set; }

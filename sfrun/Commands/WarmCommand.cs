@@ -1,6 +1,7 @@
 using System.Globalization;
 using Snowflock.Cli.Logging;
 using Snowflock.Engine;
+using Snowflock.Engine.Engines.Xen;
 using Snowflock.Launcher;
 
 namespace Snowflock.Cli.Commands;
@@ -8,13 +9,16 @@ namespace Snowflock.Cli.Commands;
 /// <summary>
 /// <c>sfrun warm create NAME [--engine E] [--] PROGRAM [ARGS...]</c>, <c>sfrun warm list</c>,
 /// <c>sfrun warm rm NAME...|--all</c>: warm VMs that outlive jobs; <c>sfrun --vm NAME</c> forks
-/// a job's ranks from one. Failures are the exceptions sfrun's entry point turns into one line.
+/// a job's ranks from one. With <c>--engine xen</c> (or <c>--xen-host USER@HOST</c>) they are
+/// warm domUs in dom0 instead (<see cref="XenWarmDomains"/>). Failures are the exceptions sfrun's
+/// entry point turns into one line.
 /// </summary>
 internal static class WarmCommand
 {
-    public const string Usage = "usage: sfrun warm create NAME [--engine E] [--] PROGRAM [ARGS...] | sfrun warm list | sfrun warm rm NAME...|--all";
+    public const string Usage = "usage: sfrun warm create NAME [--engine E] [--xen-host USER@HOST] [--] PROGRAM [ARGS...] | "
+        + "sfrun warm list [--engine xen] | sfrun warm rm [--engine xen] NAME...|--all";
 
-    public static int Run(IReadOnlyList<string> args, TextWriter stdout)
+    public static async Task<int> RunAsync(IReadOnlyList<string> args, TextWriter stdout, CancellationToken ct)
     {
         var verbosity = args.Contains("-vv") ? 2 : args.Contains("-v") || args.Contains("--verbose") ? 1 : 0;
         if (args.Count == 0)
@@ -29,25 +33,84 @@ internal static class WarmCommand
         switch (args[0])
         {
             case "create":
-                return Create(args.Skip(1).ToList(), stdout);
+                return await CreateAsync(args.Skip(1).ToList(), stdout, ct);
             case "list" or "ls":
+            {
+                var xen = XenTarget(rest);
                 if (rest.Count > 0)
-                    throw new UsageException("sfrun warm list takes no arguments");
-                return List(stdout);
+                    throw new UsageException("sfrun warm list takes no arguments but --engine xen and --xen-host");
+                return xen.Xen ? await ListXenAsync(xen.Host, stdout, ct) : List(stdout);
+            }
             case "rm" or "remove":
-                return Remove(rest, stdout);
+            {
+                var xen = XenTarget(rest);
+                return xen.Xen ? await RemoveXenAsync(rest, xen.Host, stdout, ct) : Remove(rest, stdout);
+            }
             default:
                 throw new UsageException($"unknown warm command '{args[0]}'; {Usage}");
         }
     }
 
-    private static int Create(List<string> args, TextWriter stdout)
+    /// <summary>Takes <c>--engine E</c> and <c>--xen-host H</c> out of <paramref name="args"/>: whether they select xen, and its dom0.</summary>
+    private static (bool Xen, string? Host) XenTarget(List<string> args)
+    {
+        string? engine = null, host = null;
+        for (var i = 0; i < args.Count; i++)
+        {
+            if (args[i] is not ("--engine" or "-engine" or "--xen-host"))
+                continue;
+            if (i + 1 >= args.Count)
+                throw new UsageException($"option {args[i]} needs a value");
+            if (args[i] == "--xen-host")
+                host = args[i + 1];
+            else
+                engine = args[i + 1];
+            args.RemoveRange(i, 2);
+            i--;
+        }
+        if (host is not null && engine is not null and not "xen")
+            throw new UsageException($"--xen-host is for the xen engine, not --engine {engine}");
+        if (engine is not null and not ("xen" or "process"))
+            throw new UsageException($"the {engine} engine keeps no warm VMs; process and xen do");
+        return (engine == "xen" || host is not null, host);
+    }
+
+    private static async Task<int> ListXenAsync(string? host, TextWriter stdout, CancellationToken ct)
+    {
+        var all = await XenWarmDomains.ListAsync(host, ct);
+        if (all.Count == 0)
+        {
+            stdout.WriteLine("no warm domUs ('sfrun warm create NAME --engine xen ./app' makes one)");
+            return 0;
+        }
+        var width = Math.Max(4, all.Max(d => d.Name.Length));
+        stdout.WriteLine($"{"NAME".PadRight(width)}  {"ENGINE",-8} {"STATE",-8} PROGRAM");
+        foreach (var d in all)
+            stdout.WriteLine($"{d.Name.PadRight(width)}  {"xen",-8} {(d.Running ? "running" : "gone"),-8} {string.Join(' ', d.Programs)}");
+        return 0;
+    }
+
+    private static async Task<int> RemoveXenAsync(List<string> names, string? host, TextWriter stdout, CancellationToken ct)
+    {
+        if (names.Count == 0 || names.Contains("--all"))
+            throw new UsageException("sfrun warm rm --engine xen needs the NAMEs of warm domUs");
+        if (names.FirstOrDefault(n => n.StartsWith('-')) is { } bad)
+            throw new UsageException($"unknown option {bad} for sfrun warm rm; " + Usage);
+        foreach (var n in names)
+        {
+            await XenWarmDomains.RemoveAsync(n, host, ct);
+            stdout.WriteLine($"removed warm domU '{n}'");
+        }
+        return 0;
+    }
+
+    private static async Task<int> CreateAsync(List<string> args, TextWriter stdout, CancellationToken ct)
     {
         if (args.Count == 0 || args[0].StartsWith('-'))
             throw new UsageException("sfrun warm create needs a NAME; " + Usage);
         var name = args[0];
-        // Not EngineCatalog.Default: only the process engine keeps warm VMs so far.
-        var engine = "process";
+        string? engine = null;
+        string? xenHost = null;
         var i = 1;
         // Options of `warm create` come before the program; everything from it on is the program's.
         for (; i < args.Count && args[i].StartsWith('-'); i++)
@@ -60,11 +123,14 @@ internal static class WarmCommand
             }
             if (a is "-v" or "-vv" or "--verbose")
                 continue;
-            if (a is "--engine" or "-engine")
+            if (a is "--engine" or "-engine" or "--xen-host")
             {
                 if (++i >= args.Count)
-                    throw new UsageException($"option {a} needs NAME");
-                engine = args[i];
+                    throw new UsageException($"option {a} needs a value");
+                if (a == "--xen-host")
+                    xenHost = args[i];
+                else
+                    engine = args[i];
             }
             else if (a.StartsWith("--engine=", StringComparison.Ordinal) || a.StartsWith("-engine=", StringComparison.Ordinal))
                 engine = a[(a.IndexOf('=') + 1)..];
@@ -73,7 +139,17 @@ internal static class WarmCommand
         }
         if (i >= args.Count)
             throw new UsageException("sfrun warm create needs a PROGRAM; " + Usage);
-        var record = WarmVmSetup.Create(name, engine, args[i], args.Skip(i + 1).ToList());
+        if (xenHost is not null && engine is not null and not "xen")
+            throw new UsageException($"--xen-host is for the xen engine, not --engine {engine}");
+        if (xenHost is not null || engine == "xen")
+        {
+            var domain = await XenWarmDomains.CreateAsync(name, [WarmVmSetup.Resolve(args[i])], xenHost, ct);
+            stdout.WriteLine($"warm domU '{domain.Name}' is ready in dom0, holding {string.Join(", ", domain.Programs)}; "
+                + $"run jobs with 'sfrun --engine xen -np N --vm {domain.Name} {args[i]}'");
+            return 0;
+        }
+        // Not EngineCatalog.Default: the process engine's warm VMs unless xen is named.
+        var record = WarmVmSetup.Create(name, engine ?? "process", args[i], args.Skip(i + 1).ToList());
         stdout.WriteLine($"warm VM '{record.Name}' is ready: pid {record.Pid}, {record.Program}; run jobs with 'sfrun -np N --vm {record.Name}'");
         return 0;
     }

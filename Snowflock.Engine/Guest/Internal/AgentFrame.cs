@@ -60,6 +60,26 @@ internal static class AgentFrame
         return true;
     }
 
+    /// <summary>Reads exactly one frame from <paramref name="stream"/> and nothing after it, so the
+    /// stream can then be handed to an <see cref="AgentChannel"/>: how a connection that must prove
+    /// who it is in its first frame (a Xen clone's HELLO with its token) is admitted. Null when the
+    /// stream ends first.</summary>
+    public static async Task<(AgentFrameHeader Header, byte[] Payload)?> ReadOneAsync(Stream stream, CancellationToken ct)
+    {
+        var head = new byte[HeaderSize];
+        if (await stream.ReadAtLeastAsync(head, HeaderSize, throwOnEndOfStream: false, ct).ConfigureAwait(false) < HeaderSize)
+            return null;
+        var length = BinaryPrimitives.ReadUInt32LittleEndian(head.AsSpan(4));
+        if (length > MaxPayload)
+            throw new AgentProtocolException($"frame of {length} bytes exceeds the {MaxPayload}-byte limit");
+        var whole = new byte[HeaderSize + length];
+        head.CopyTo(whole, 0);
+        if (await stream.ReadAtLeastAsync(whole.AsMemory(HeaderSize), (int)length, throwOnEndOfStream: false, ct).ConfigureAwait(false) < length)
+            return null;
+        var buffer = new ReadOnlySequence<byte>(whole);
+        return TryRead(ref buffer, out var header, out var payload) ? (header, payload.ToArray()) : null;
+    }
+
     public static byte[] Encode(AgentFrameType type, ushort channel, ReadOnlySpan<byte> payload)
     {
         if (payload.Length > MaxPayload)

@@ -22,7 +22,7 @@ internal static class ImageComposer
 
     /// <summary>Plugin folders that libraries in the image load with dlopen at run time: UCX's
     /// transports (MPICH ch4:ucx) and hwloc's topology plugins.</summary>
-    private static readonly string[] PluginDirectories = ["/usr/lib/x86_64-linux-gnu/ucx", "/usr/lib/x86_64-linux-gnu/hwloc"];
+    private const string UcxPlugins = "/usr/lib/x86_64-linux-gnu/ucx", HwlocPlugins = "/usr/lib/x86_64-linux-gnu/hwloc";
 
     private static readonly string[] MpiLibraryPrefixes = ["libmpich.so", "libucp.so"];
 
@@ -69,7 +69,8 @@ internal static class ImageComposer
         if (closure.Files.Any(f => MpiLibraryPrefixes.Any(p => Path.GetFileName(f).StartsWith(p, StringComparison.Ordinal))))
         {
             var before = closure.Missing.Count;
-            foreach (var dir in PluginDirectories.Where(Directory.Exists))
+            string[] pluginDirectories = spec.TopologyPlugins ? [UcxPlugins, HwlocPlugins] : [UcxPlugins];
+            foreach (var dir in pluginDirectories.Where(Directory.Exists))
                 foreach (var plugin in Directory.GetFiles(dir).Where(f => f.Contains(".so", StringComparison.Ordinal)).Order(StringComparer.Ordinal))
                     closure.Add(plugin);
             // A plugin whose own libraries are missing is skipped by its loader at run time, as on the host.

@@ -36,6 +36,29 @@ internal sealed record DomainConfig(string Name, string Kernel, string Ramdisk, 
         return sb.ToString();
     }
 
+    /// <summary>Reads back a configuration <see cref="Render"/> wrote (a warm domU's, kept in dom0);
+    /// null for anything else.</summary>
+    public static DomainConfig? Parse(string text)
+    {
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var raw in text.Split('\n'))
+        {
+            var line = raw.Trim();
+            var eq = line.IndexOf('=');
+            if (line.Length == 0 || line.StartsWith('#') || eq < 0)
+                continue;
+            values[line[..eq].Trim()] = line[(eq + 1)..].Trim().Trim('[', ']').Trim().Trim('"');
+        }
+        string? Get(string key) => values.GetValueOrDefault(key);
+        var vif = (Get("vif") ?? "").Split(',').Select(p => p.Split('=', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0].Trim(), p => p[1].Trim());
+        if (Get("name") is not { } name || Get("kernel") is not { } kernel || Get("ramdisk") is not { } ramdisk || Get("extra") is not { } extra
+            || !int.TryParse(Get("memory"), NumberStyles.None, CultureInfo.InvariantCulture, out var memory)
+            || !int.TryParse(Get("vcpus"), NumberStyles.None, CultureInfo.InvariantCulture, out var vcpus)
+            || !vif.TryGetValue("mac", out var mac) || !vif.TryGetValue("bridge", out var bridge))
+            return null;
+        return new DomainConfig(name, kernel, ramdisk, extra, memory, vcpus, mac, bridge);
+    }
+
     /// <summary>A copy for a clone: its own name and MAC, the rest as the master's.</summary>
     public DomainConfig ForClone(string name, string mac) => this with { Name = name, Mac = mac };
 
