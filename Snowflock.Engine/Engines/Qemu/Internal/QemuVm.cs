@@ -4,7 +4,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using NLog;
-using Snowflock.Engine.Engines.Process.Internal;
+using Snowflock.Engine.Internal;
 using Snowflock.Engine.Guest.Internal;
 using SysProcess = System.Diagnostics.Process;
 
