@@ -3,6 +3,7 @@ using Snowflock.Engine.Engines.Process.Internal;
 using Snowflock.Engine.Engines.Qemu;
 using Snowflock.Engine.Engines.Qemu.Internal;
 using Snowflock.Engine.Engines.Xen;
+using Snowflock.Engine.Internal;
 
 namespace Snowflock.Engine;
 
@@ -21,7 +22,7 @@ public static class EngineCatalog
     private static readonly Lazy<string> DefaultEngine = new(() =>
         Environment.GetEnvironmentVariable("SFRUN_ENGINE") is { Length: > 0 } chosen && Names.Contains(chosen) ? chosen
         : IsDom0 ? "xen"
-        : QemuHost.KvmRunsGuests() && OnPath("qemu-system-x86_64") ? "qemu"
+        : QemuHost.KvmRunsGuests() && ExecutablePath.Find("qemu-system-x86_64") is not null ? "qemu"
         : "process");
 
     /// <summary>What <c>sfrun --engines</c> prints: each engine, whether this host can run it, and why.</summary>
@@ -37,15 +38,11 @@ public static class EngineCatalog
             : new("qemu", false, "qemu-system-x86_64 not found (install qemu-system-x86)"),
         new("xen", IsDom0 || Environment.GetEnvironmentVariable("XEN_HOST") is { Length: > 0 },
             Environment.GetEnvironmentVariable("XEN_HOST") is { Length: > 0 } xenHost ? $"xl in dom0 over ssh to {xenHost} (XEN_HOST)"
-            : IsDom0 ? "this is dom0: xl runs here" : "not dom0 of a running Xen" + (OnPath("xl") ? " (xl is installed)" : "") + "; set XEN_HOST=user@dom0"),
+            : IsDom0 ? "this is dom0: xl runs here" : "not dom0 of a running Xen" + (ExecutablePath.Find("xl") is not null ? " (xl is installed)" : "") + "; use --xen-host USER@DOM0 (or XEN_HOST)"),
     ];
 
     private static bool IsDom0 =>
         File.Exists("/proc/xen/capabilities") && File.ReadAllText("/proc/xen/capabilities").Contains("control_d", StringComparison.Ordinal);
-
-    private static bool OnPath(string program) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "/usr/bin:/bin").Split(':')
-            .Any(d => d.Length > 0 && File.Exists(Path.Combine(d, program)));
 
     /// <param name="xenHost">The xen engine's dom0 (<c>--xen-host</c>); null: XEN_HOST, or this host.</param>
     public static IEngine Create(string name, string? xenHost = null) => name switch

@@ -51,34 +51,16 @@ internal sealed class ImageLayout
     /// </summary>
     public string AddHostPath(string hostPath)
     {
-        var pending = new List<string>(Components(hostPath));
-        var current = "/";
         var hops = 0;
-        while (pending.Count > 0)
+        var current = Walk(hostPath, (next, _) =>
         {
-            var part = pending[0];
-            pending.RemoveAt(0);
-            if (part is "" or ".")
-                continue;
-            if (part == "..")
-            {
-                current = Parent(current);
-                continue;
-            }
-            var next = Join(current, part);
-            var link = new FileInfo(next).LinkTarget;
-            if (link is null)
-            {
-                current = next;
-                continue;
-            }
+            if (new FileInfo(next).LinkTarget is not { } link)
+                return null;
             if (++hops > MaxSymlinkHops)
                 throw new GuestImageException($"{hostPath}: too many levels of symbolic links");
             TryAdd(new SymlinkEntry(next, link));
-            pending.InsertRange(0, Components(link));
-            if (link.StartsWith('/'))
-                current = "/";
-        }
+            return link;
+        });
         if (Directory.Exists(current))
         {
             AddDirectory(current);
@@ -94,13 +76,24 @@ internal sealed class ImageLayout
     /// <summary>The path with each directory component that is a symlink in the layout followed.</summary>
     public string Canonical(string path)
     {
-        var parts = new List<string>(Components(path));
-        var current = "/";
         var hops = 0;
-        while (parts.Count > 0)
+        // The last component stays as it is: an entry at a symlink's own path is the symlink.
+        return Walk(path, (next, last) =>
+            !last && _entries.GetValueOrDefault(next) is SymlinkEntry link && hops++ < MaxSymlinkHops ? link.Target : null);
+    }
+
+    /// <summary>Resolves <paramref name="path"/> from "/" one component at a time ("." and ".." as
+    /// the kernel does). At each component, <paramref name="symlinkAt"/> gets the path so far and
+    /// whether it is the last component, and returns the target of a symlink to follow there, or
+    /// null to keep the component as it is. Returns where the walk ends.</summary>
+    private static string Walk(string path, Func<string, bool, string?> symlinkAt)
+    {
+        var pending = new List<string>(Components(path));
+        var current = "/";
+        while (pending.Count > 0)
         {
-            var part = parts[0];
-            parts.RemoveAt(0);
+            var part = pending[0];
+            pending.RemoveAt(0);
             if (part is "" or ".")
                 continue;
             if (part == "..")
@@ -109,15 +102,14 @@ internal sealed class ImageLayout
                 continue;
             }
             var next = Join(current, part);
-            // The last component stays as it is: an entry at a symlink's own path is the symlink.
-            if (parts.Count > 0 && _entries.GetValueOrDefault(next) is SymlinkEntry link && hops++ < MaxSymlinkHops)
+            if (symlinkAt(next, pending.Count == 0) is not { } target)
             {
-                parts.InsertRange(0, Components(link.Target));
-                if (link.Target.StartsWith('/'))
-                    current = "/";
+                current = next;
                 continue;
             }
-            current = next;
+            pending.InsertRange(0, Components(target));
+            if (target.StartsWith('/'))
+                current = "/";
         }
         return current;
     }

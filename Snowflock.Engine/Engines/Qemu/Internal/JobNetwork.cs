@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using NLog;
-using Snowflock.Engine.Engines.Process.Internal;
+using Snowflock.Engine.Internal;
 using SysProcess = System.Diagnostics.Process;
 
 namespace Snowflock.Engine.Engines.Qemu.Internal;

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using NLog;
+using Snowflock.Engine.Internal;
 
 namespace Snowflock.Engine.Engines.Qemu.Internal;
 
@@ -20,7 +21,7 @@ internal sealed record QemuHost(string Binary, string Accelerator, string Cpu, s
 
     private static QemuHost? DetectUncached()
     {
-        var binary = Environment.GetEnvironmentVariable("SFRUN_QEMU") is { Length: > 0 } forced ? forced : OnPath("qemu-system-x86_64");
+        var binary = Environment.GetEnvironmentVariable("SFRUN_QEMU") is { Length: > 0 } forced ? forced : ExecutablePath.Find("qemu-system-x86_64");
         if (binary is null || !File.Exists(binary))
             return null;
         var (accel, cpu, why) = ChooseAccelerator();
@@ -84,8 +85,4 @@ internal sealed record QemuHost(string Binary, string Accelerator, string Cpu, s
             return "unknown";
         }
     }
-
-    private static string? OnPath(string program) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "/usr/bin:/bin").Split(':')
-            .Where(d => d.Length > 0).Select(d => Path.Combine(d, program)).FirstOrDefault(File.Exists);
 }

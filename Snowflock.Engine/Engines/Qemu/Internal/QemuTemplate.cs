@@ -3,7 +3,6 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Text;
 using NLog;
-using Snowflock.Engine.Engines.Process.Internal;
 using Snowflock.Engine.Internal;
 using Snowflock.Engine.Guest;
 

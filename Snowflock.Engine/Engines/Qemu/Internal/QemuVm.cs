@@ -4,7 +4,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using NLog;
-using Snowflock.Engine.Engines.Process.Internal;
+using Snowflock.Engine.Internal;
 using Snowflock.Engine.Guest.Internal;
 using SysProcess = System.Diagnostics.Process;
 
@@ -78,26 +78,8 @@ internal sealed class QemuVm : IAsyncDisposable
     public async Task ConnectAsync(IPAddress pmiHost, CancellationToken ct)
     {
         _qmp = await WhileRunningAsync(QmpClient.ConnectAsync(Paths.Qmp, ct)).ConfigureAwait(false);
-        var control = await WhileRunningAsync(ConnectUnixAsync(Paths.Control, ct)).ConfigureAwait(false);
+        var control = await WhileRunningAsync(UnixSocketDialer.ConnectAsync(Paths.Control, UnixSocketDialer.StartupWithin, ct)).ConfigureAwait(false);
         Agent = new AgentChannel(new NetworkStream(control, ownsSocket: true), Name, pmiHost);
-    }
-
-    private static async Task<Socket> ConnectUnixAsync(string path, CancellationToken ct)
-    {
-        while (true)
-        {
-            var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-            try
-            {
-                await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), ct).ConfigureAwait(false);
-                return socket;
-            }
-            catch (SocketException)
-            {
-                socket.Dispose();
-                await Task.Delay(5, ct).ConfigureAwait(false);
-            }
-        }
     }
 
     /// <summary>Awaits <paramref name="work"/> unless QEMU exits first, which is then the error.</summary>
@@ -116,6 +98,11 @@ internal sealed class QemuVm : IAsyncDisposable
                 await Task.WhenAny(exited, Task.Delay(TimeSpan.FromSeconds(2))).ConfigureAwait(false);
                 if (!_process.HasExited)
                     throw new CloneFailedException($"{Name}: lost QEMU's monitor: {e.Message}", e);
+            }
+            catch (TimeoutException e)
+            {
+                // QEMU runs but never listened on a socket of its own (UnixSocketDialer's bound).
+                throw new CloneFailedException($"{Name}: {e.Message}", e);
             }
         }
         await Task.WhenAny(_stderrPump, Task.Delay(TimeSpan.FromSeconds(2))).ConfigureAwait(false);

@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Text.Json;
 using System.Threading.Channels;
 using NLog;
+using Snowflock.Engine.Internal;
 
 namespace Snowflock.Engine.Engines.Qemu.Internal;
 
@@ -45,10 +46,11 @@ internal sealed class QmpClient : IAsyncDisposable
     public ChannelReader<QmpEvent> Events => _events.Reader;
 
     /// <summary>Connects to <paramref name="socketPath"/>, retrying while QEMU has not created or not
-    /// yet listens on it (until <paramref name="ct"/> ends), and negotiates capabilities.</summary>
+    /// yet listens on it (until <paramref name="ct"/> ends, or a <see cref="TimeoutException"/> after
+    /// <see cref="UnixSocketDialer.StartupWithin"/>), and negotiates capabilities.</summary>
     public static async Task<QmpClient> ConnectAsync(string socketPath, CancellationToken ct)
     {
-        var socket = await ConnectSocketAsync(socketPath, ct);
+        var socket = await UnixSocketDialer.ConnectAsync(socketPath, UnixSocketDialer.StartupWithin, ct);
         var reader = new LineReader(socket);
         try
         {
@@ -67,32 +69,6 @@ internal sealed class QmpClient : IAsyncDisposable
         {
             socket.Dispose();
             throw;
-        }
-    }
-
-    private static async Task<Socket> ConnectSocketAsync(string path, CancellationToken ct)
-    {
-        var delay = 2;
-        while (true)
-        {
-            var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-            try
-            {
-                await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), ct);
-                return socket;
-            }
-            catch (SocketException)
-            {
-                // Not there yet, or QEMU has created the socket but not yet listens: bounded by ct.
-                socket.Dispose();
-            }
-            catch
-            {
-                socket.Dispose();
-                throw;
-            }
-            await Task.Delay(delay, ct);
-            delay = Math.Min(delay * 2, 50);
         }
     }
 

@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using SysProcess = System.Diagnostics.Process;
 
-namespace Snowflock.Engine.Engines.Process.Internal;
+namespace Snowflock.Engine.Internal;
 
 /// <summary>
 /// Starts ranks cold (exec'd, not forked from a warm master) so that they die with sfrun even
