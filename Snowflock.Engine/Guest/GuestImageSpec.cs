@@ -16,4 +16,12 @@ public sealed record GuestImageSpec(IReadOnlyList<string> Executables, string Ag
     /// behind them, ~40 MB) go in. MPICH runs without them; a guest whose every byte is its own
     /// RAM (a Xen clone shares nothing with its master) leaves them out.</summary>
     public bool TopologyPlugins { get; init; } = true;
+
+    /// <summary>What each VM engine's guests need: virtio devices under qemu; under xen the
+    /// netfront driver, and no hwloc plugins (a Xen clone's every byte is RAM of its own).</summary>
+    public static GuestImageSpec ForEngine(string engine, IReadOnlyList<string> executables, string agentPath) => engine switch
+    {
+        "xen" => new GuestImageSpec(executables, agentPath) { Modules = ["xen_netfront"], TopologyPlugins = false },
+        _ => new GuestImageSpec(executables, agentPath),
+    };
 }

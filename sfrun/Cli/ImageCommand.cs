@@ -70,15 +70,17 @@ internal static class ImageCommand
     private static async Task<int> BuildAsync(List<string> args, TextWriter output, CancellationToken ct)
     {
         string? agent = null;
+        var engine = "qemu";
         var programs = new List<string>();
         for (var i = 0; i < args.Count; i++)
         {
             var a = args[i];
             if (a is "--engine" or "-engine" && i + 1 < args.Count)
             {
-                // Both VM engines boot the same image; the option is accepted so scripts can say which they mean.
-                if (args[++i] is not ("qemu" or "xen"))
-                    throw new UsageException($"sfrun image build --engine {args[i]}: images are for the qemu and xen engines");
+                // The same image for both VM engines, but for the devices each gives its guests.
+                engine = args[++i];
+                if (engine is not ("qemu" or "xen"))
+                    throw new UsageException($"sfrun image build --engine {engine}: images are for the qemu and xen engines");
             }
             else if (a is "--agent" or "-agent" && i + 1 < args.Count)
                 agent = Path.GetFullPath(args[++i]);
@@ -92,7 +94,7 @@ internal static class ImageCommand
         agent ??= NativeHelpers.Find("sfagent")
             ?? throw new GuestImageException("the guest agent sfagent is not built: run make -C native (or set SFRUN_NATIVE_DIR)");
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var image = await GuestImageBuilder.BuildAsync(new GuestImageSpec(programs, agent), ct);
+        var image = await GuestImageBuilder.BuildAsync(GuestImageSpec.ForEngine(engine, programs, agent), ct);
         output.WriteLine($"{image.Hash} kernel {image.KernelVersion} {image.KernelPath} initramfs {image.InitramfsPath} {Size(image.InitramfsBytes)}"
             + (image.FromCache ? $" (cached, {clock.ElapsedMilliseconds} ms)" : $" (built in {clock.ElapsedMilliseconds} ms)"));
         return 0;

@@ -60,6 +60,19 @@ public sealed class XenEngine : IEngine
 
     public async Task<EnginePreparation> PrepareAsync(WarmMasterSpec master, CancellationToken ct)
     {
+        try
+        {
+            return await PrepareMasterAsync(master, ct);
+        }
+        catch (Exception e) when (e is XlCommandException or TimeoutException)
+        {
+            // dom0 refused or failed (no memory, no space, a tool that died): one line, exit 1.
+            throw new CloneFailedException($"xen engine: preparing the warm master failed: {e.Message}", e);
+        }
+    }
+
+    private async Task<EnginePreparation> PrepareMasterAsync(WarmMasterSpec master, CancellationToken ct)
+    {
         _job = "sf-" + new string(master.JobId.Where(char.IsAsciiLetterOrDigit).ToArray());
         _jobDir = $"{Root}/jobs/{_job}";
         _checkpoint = $"{_jobDir}/master.chk";

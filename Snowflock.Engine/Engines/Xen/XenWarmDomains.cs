@@ -52,9 +52,11 @@ public static class XenWarmDomains
         return new XenWarmDomain(name, executables, true);
     }
 
-    public static async Task<IReadOnlyList<XenWarmDomain>> ListAsync(string? xenHost, CancellationToken ct)
+    public static Task<IReadOnlyList<XenWarmDomain>> ListAsync(string? xenHost, CancellationToken ct) =>
+        OneLineAsync(xenHost, xl => ListAsync(xl, ct));
+
+    private static async Task<IReadOnlyList<XenWarmDomain>> ListAsync(XlClient xl, CancellationToken ct)
     {
-        var xl = Client(xenHost);
         var text = await xl.RunAsync(["sh", "-c", "for f in \"$1\"/*.cfg; do [ -f \"$f\" ] && { echo \"@@ $f\"; cat \"$f\"; }; done; true", "sh", Folder],
             TimeSpan.FromSeconds(60), ct).ConfigureAwait(false);
         var running = (await xl.ListAsync(ct).ConfigureAwait(false)).Select(d => d.Name).ToHashSet(StringComparer.Ordinal);
@@ -66,9 +68,11 @@ public static class XenWarmDomains
     }
 
     /// <summary>Destroys warm domU <paramref name="name"/> and forgets it.</summary>
-    public static async Task RemoveAsync(string name, string? xenHost, CancellationToken ct)
+    public static Task RemoveAsync(string name, string? xenHost, CancellationToken ct) =>
+        OneLineAsync(xenHost, async xl => { await RemoveAsync(xl, name, ct).ConfigureAwait(false); return true; });
+
+    private static async Task RemoveAsync(XlClient xl, string name, CancellationToken ct)
     {
-        var xl = Client(xenHost);
         var known = await xl.RunAsync(["sh", "-c", "[ -f \"$1\" ] && echo yes; true", "sh", $"{Folder}/{name}.cfg"], TimeSpan.FromSeconds(60), ct)
             .ConfigureAwait(false);
         if (known.Trim() != "yes")
@@ -101,6 +105,20 @@ public static class XenWarmDomains
 
     private static IReadOnlyList<string> Programs(string text) =>
         text.Split('\n').Where(l => l.StartsWith(ProgramLine, StringComparison.Ordinal)).Select(l => l[ProgramLine.Length..].Trim()).ToList();
+
+    /// <summary>A failure in dom0 as the one line a user sees.</summary>
+    private static async Task<T> OneLineAsync<T>(string? xenHost, Func<XlClient, Task<T>> action)
+    {
+        var xl = Client(xenHost);
+        try
+        {
+            return await action(xl).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is XlCommandException or TimeoutException or FormatException)
+        {
+            throw new EngineUnavailableException($"xen engine: {e.Message}");
+        }
+    }
 
     private static XlClient Client(string? xenHost)
     {

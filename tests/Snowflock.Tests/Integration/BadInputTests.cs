@@ -107,6 +107,6 @@ public sealed class EngineDetectionTests
         Assert.Equal(3, r.OutLines.Length);
         Assert.Matches(@"^process\s+usable\s+\(default\) local processes, forked from a warm master", r.OutLines[0]);
         Assert.Matches(@"^qemu\s+(usable\s+VM clones of a warm template|unusable\s+qemu-system-x86_64 not found)", r.OutLines[1]);
-        Assert.Matches(@"^xen\s+unusable\s+not dom0 of a running Xen.*; set XEN_HOST=user@dom0", r.OutLines[2]);
+        Assert.Matches(@"^xen\s+unusable\s+not dom0 of a running Xen.*; use --xen-host USER@DOM0 \(or XEN_HOST\)", r.OutLines[2]);
     }
 }

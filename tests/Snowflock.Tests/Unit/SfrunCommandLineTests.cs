@@ -363,4 +363,33 @@ public sealed class SfrunCommandLineTests
     {
         Assert.Contains(":", Usage("-np", "1", "./a", ":"));
     }
+
+    // ---- the xen engine's dom0 ----
+
+    [Fact]
+    public void Xen_host_names_the_xen_engine_and_its_dom0()
+    {
+        var job = Job("--xen-host", "root@dom0", "-np", "2", "./a");
+        Assert.Equal("xen", job.Engine);
+        Assert.Equal("root@dom0", job.XenHost);
+        Assert.Equal("xen", Job("--engine", "xen", "--xen-host", "root@dom0", "./a").Engine);
+        Assert.Null(Job("--engine", "xen", "./a").XenHost);
+    }
+
+    [Fact]
+    public void Xen_host_with_another_engine_is_a_usage_error()
+    {
+        Assert.Contains("--xen-host is for the xen engine", Usage("--engine", "qemu", "--xen-host", "root@dom0", "./a"));
+        Assert.Contains("USER@HOST", Usage("--xen-host", "", "./a"));
+    }
+
+    [Fact]
+    public void A_warm_domU_job_names_its_program()
+    {
+        var job = Job("--engine", "xen", "--vm", "w1", "-np", "4", "./a");
+        Assert.Equal("w1", job.WarmVm);
+        Assert.Equal("./a", Assert.Single(job.Blocks).Program);
+        Assert.Contains("needs the program too", Usage("--engine", "xen", "--vm", "w1", "-np", "4"));
+        Assert.Contains("contradict", Usage("--xen-host", "h", "--vm", "w1", "--no-warm", "./a"));
+    }
 }

@@ -26,7 +26,7 @@ internal static class XenGuestFileStore
         try
         {
             image = await GuestImageBuilder.BuildAsync(
-                new GuestImageSpec(executables, agent) { Modules = ["xen_netfront"], TopologyPlugins = false }, ct).ConfigureAwait(false);
+                GuestImageSpec.ForEngine("xen", executables, agent), ct).ConfigureAwait(false);
         }
         catch (GuestImageException e)
         {
