@@ -89,6 +89,7 @@ public sealed class XenEngine : IEngine
         if (master.WarmVm is { } warmVm)
         {
             _config = await XenWarmDomains.ConfigForClonesAsync(_xl, warmVm, master.Executables, ct);
+            await _xl.RunAsync(["mkdir", "-p", _jobDir], TimeSpan.FromSeconds(60), ct);
             await _xl.CheckpointAsync(warmVm, _checkpoint, ct);
         }
         else

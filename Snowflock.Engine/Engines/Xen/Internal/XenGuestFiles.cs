@@ -12,11 +12,15 @@ internal sealed record XenGuestFiles(string Kernel, string Ramdisk, string Image
 /// <see cref="GuestImageBuilder"/>), with xen-netfront instead of the virtio drivers and without
 /// hwloc's plugins (every byte of a Xen clone is RAM of its own). dom0 keeps one gzip-compressed
 /// copy per image hash, so a second job with the same programs uploads nothing; the kernel is the
-/// host's own Debian kernel (PV-capable), as an ELF vmlinux when one is there already.
+/// host's own Debian kernel (PV-capable), as an ELF vmlinux when one is there already. dom0
+/// keeps the eight images used last.
 /// </summary>
 internal static class XenGuestFileStore
 {
     public const string Root = "/var/lib/snowflock";
+
+    /// <summary>Guest images dom0 keeps, most recently used first (each some 20 MB compressed).</summary>
+    private const int KeptImages = 8;
 
     public static async Task<XenGuestFiles> EnsureAsync(XlClient xl, IReadOnlyList<string> executables, CancellationToken ct)
     {
@@ -36,7 +40,11 @@ internal static class XenGuestFileStore
         var ramdisk = $"{Root}/images/{image.Hash}.cpio.gz";
         var vmlinux = $"{Root}/kernel/vmlinux-{image.KernelVersion}";
         var vmlinuz = $"{Root}/kernel/vmlinuz-{image.KernelVersion}";
-        var have = await xl.RunAsync(["sh", "-c", "for f in \"$@\"; do [ -f \"$f\" ] && echo \"$f\"; done; true", "sh", ramdisk, vmlinux, vmlinuz],
+        // Also marks this image as used and keeps only the newest few: dom0's disk is not sfrun's alone.
+        var have = await xl.RunAsync(["sh", "-c",
+                "for f in \"$@\"; do [ -f \"$f\" ] && echo \"$f\"; done; [ -f \"$1\" ] && touch \"$1\"; " +
+                $"ls -t \"$(dirname \"$1\")\"/*.cpio.gz 2>/dev/null | tail -n +{KeptImages + 1} | xargs -r rm -f; true",
+                "sh", ramdisk, vmlinux, vmlinuz],
             TimeSpan.FromSeconds(60), ct).ConfigureAwait(false);
         var present = have.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet();
         if (!present.Contains(ramdisk))
