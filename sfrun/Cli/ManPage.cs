@@ -34,6 +34,11 @@ internal static class ManPage
         sb.AppendLine(".TP\n\\fBSFRUN_LOG\\fR\nwrite the log to this file.");
         sb.AppendLine(".TP\n\\fBMPIEXEC_TIMEOUT\\fR\nas \\fB\\-timeout\\fR.");
         sb.AppendLine(".TP\n\\fBSLURM_JOB_NODELIST\\fR, \\fBSLURM_TASKS_PER_NODE\\fR, \\fBPBS_NODEFILE\\fR\nthe batch allocation, used when no \\fB\\-hosts\\fR or \\fB\\-f\\fR is given.");
+        sb.AppendLine(".TP\n\\fBSFRUN_ENGINE\\fR\nthe engine used without \\fB\\-engine\\fR.");
+        sb.AppendLine(".TP\n\\fBSFRUN_QEMU\\fR, \\fBSFRUN_QEMU_ACCEL\\fR, \\fBSFRUN_QEMU_MEMORY\\fR\nqemu engine: the QEMU binary, tcg or kvm, guest RAM in MiB.");
+        sb.AppendLine(".TP\n\\fBXEN_HOST\\fR, \\fBSFRUN_SSH_CONFIG\\fR\nxen engine: dom0 as USER@HOST (as \\fB\\-xen\\-host\\fR), and an ssh_config file for reaching it.");
+        sb.AppendLine(".TP\n\\fBSFRUN_XEN_BRIDGE\\fR, \\fBSFRUN_XEN_NET\\fR, \\fBSFRUN_XEN_GATEWAY\\fR, \\fBSFRUN_XEN_CONTROL\\fR, \\fBSFRUN_XEN_MEMORY\\fR\n"
+            + "xen engine: the dom0 bridge of the clones' vifs, their first address/prefix, their default route, the ADDRESS[:PORT] at which they reach sfrun, domU RAM in MiB.");
         sb.AppendLine(".SH EXIT STATUS");
         foreach (var line in HelpText.ExitStatusLines)
             sb.AppendLine(Escape(line));

@@ -36,7 +36,7 @@ internal static class OptionCatalog
         new(["print-all-exitcodes"], 0, "", "print every rank's exit status when the job ends", "mpiexec -print-all-exitcodes"),
         new(["timeout"], 1, "SECONDS", "kill the job after SECONDS and exit 255 (also MPIEXEC_TIMEOUT)", "mpirun --timeout, hydra MPIEXEC_TIMEOUT"),
         new(["timeline"], 1, "FILE", "write a per-rank timeline of the job to FILE (.svg, or .html for a page)", "(sfrun only)"),
-        new(["engine"], 1, "NAME", "how clones are made: process, qemu or xen (default: process)", "(sfrun only)"),
+        new(["engine"], 1, "NAME", "how clones are made: process, qemu or xen (default: xen in dom0, qemu where KVM runs guests, else process; also SFRUN_ENGINE)", "(sfrun only)"),
         new(["vm"], 1, "NAME", "fork the ranks from warm VM NAME ('sfrun warm create NAME ./app'); the program may be omitted", "(sfrun only)"),
         new(["xen-host"], 1, "USER@HOST", "run the xen engine's xl in that dom0 over ssh (implies --engine xen; also XEN_HOST)", "(sfrun only)"),
         new(["isolate"], 0, "", "give each clone its own pid, uts, mount and network namespace and address on a per-job bridge (needs root)", "(sfrun only)"),

@@ -29,6 +29,8 @@ public sealed class XenEngine : IEngine
     private static readonly Logger Log = LogManager.GetLogger("Snowflock.Engine.Xen");
     private static readonly TimeSpan BootWithin = TimeSpan.FromMinutes(5);
     private static readonly TimeSpan ConnectWithin = TimeSpan.FromMinutes(5);
+    private static int ParallelRestores =>
+        int.TryParse(Environment.GetEnvironmentVariable("SFRUN_XEN_PARALLEL"), out var n) && n >= 1 ? n : 4;
     private const string Root = XenGuestFileStore.Root;
 
     private readonly XlClient _xl;
@@ -130,16 +132,12 @@ public sealed class XenEngine : IEngine
         var clock = Stopwatch.StartNew();
         try
         {
+            // A few at once: dom0 runs each xl in its own process, and most of a restore is
+            // waiting on the hypervisor and the hotplug scripts.
+            using var slots = new SemaphoreSlim(ParallelRestores);
+            var bringUps = new List<Task>();
             for (var i = 0; i < domainCount; i++)
             {
-                var cfg = $"{_jobDir}/{names[i]}.cfg";
-                var mac = MacAddress.For(Environment.ProcessId, i + 1);
-                await UploadAsync(cfg, config.ForClone(names[i], mac).Render(), ct);
-                _domains.Add(names[i]);
-                if (_warm)
-                    await _xl.RestoreCloneAsync(names[i], cfg, _checkpoint, ct);
-                else
-                    await _xl.CreateAsync(cfg, paused: true, ct);
                 var token = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
                 var connected = new TaskCompletionSource<AgentChannel>(TaskCreationOptions.RunContinuationsAsynchronously);
                 _pending[token] = (names[i], connected);
@@ -149,17 +147,19 @@ public sealed class XenEngine : IEngine
                     ["clone"] = (i + 1).ToString(CultureInfo.InvariantCulture),
                     ["hostname"] = names[i],
                     ["ip"] = $"{ips[i]}/{net.Prefix}",
-                    ["mac"] = mac,
+                    ["mac"] = MacAddress.For(Environment.ProcessId, i + 1),
                     ["hosts"] = hosts,
                     ["entropy"] = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(64)),
                     ["token"] = token,
-                    // Written last: the agent acts once it sees where to connect.
                     ["control"] = net.Control,
                 };
                 if (net.Gateway is { } gw)
                     identity["gateway"] = gw;
-                await _xl.IdentifyAndUnpauseAsync(names[i], identity, ct);
+                lock (_domains)
+                    _domains.Add(names[i]);
+                bringUps.Add(BringUpAsync(config.ForClone(names[i], identity["mac"]), identity, slots, ct));
             }
+            await Task.WhenAll(bringUps);
             var agents = await Task.WhenAll(waits).WaitAsync(ConnectWithin, ct);
             Log.ForDebugEvent().Message("job {JobId}: {Count} domains {Mode} and connected in {Ms} ms", _job, domainCount,
                     _warm ? "cloned" : "created", clock.ElapsedMilliseconds)
@@ -179,6 +179,26 @@ public sealed class XenEngine : IEngine
             throw e is CloneFailedException ? e : new CloneFailedException(
                 e is TimeoutException ? $"xen engine: clones did not connect to {net.Control} within {ConnectWithin.TotalSeconds:0} s (is that address reachable from {config.Bridge}?)"
                     : $"xen engine: cloning failed: {e.Message}", e);
+        }
+    }
+
+    /// <summary>One domain: restored (or created) paused, its identity in xenstore, unpaused.</summary>
+    private async Task BringUpAsync(DomainConfig domain, IReadOnlyDictionary<string, string> identity, SemaphoreSlim slots, CancellationToken ct)
+    {
+        await slots.WaitAsync(ct);
+        try
+        {
+            var cfg = $"{_jobDir}/{domain.Name}.cfg";
+            await UploadAsync(cfg, domain.Render(), ct);
+            if (_warm)
+                await _xl.RestoreCloneAsync(domain.Name, cfg, _checkpoint, ct);
+            else
+                await _xl.CreateAsync(cfg, paused: true, ct);
+            await _xl.IdentifyAndUnpauseAsync(domain.Name, identity, ct);
+        }
+        finally
+        {
+            slots.Release();
         }
     }
 
