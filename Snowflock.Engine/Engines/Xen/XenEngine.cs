@@ -30,7 +30,7 @@ public sealed class XenEngine : IEngine
     private static readonly TimeSpan BootWithin = TimeSpan.FromMinutes(5);
     private static readonly TimeSpan ConnectWithin = TimeSpan.FromMinutes(5);
     private static int ParallelRestores =>
-        int.TryParse(Environment.GetEnvironmentVariable("SFRUN_XEN_PARALLEL"), out var n) && n >= 1 ? n : 4;
+        int.TryParse(Environment.GetEnvironmentVariable("SFRUN_XEN_PARALLEL"), out var n) && n >= 1 ? n : 2;
     private const string Root = XenGuestFileStore.Root;
 
     private readonly XlClient _xl;
@@ -132,8 +132,8 @@ public sealed class XenEngine : IEngine
         var clock = Stopwatch.StartNew();
         try
         {
-            // A few at once: dom0 runs each xl in its own process, and most of a restore is
-            // waiting on the hypervisor and the hotplug scripts.
+            // Two at once by default: most of a restore is waiting on the hypervisor and the
+            // hotplug scripts, but more at once made vif-bridge fail now and then here.
             using var slots = new SemaphoreSlim(ParallelRestores);
             var bringUps = new List<Task>();
             for (var i = 0; i < domainCount; i++)

@@ -56,8 +56,9 @@ internal sealed class XlClient(Dom0Shell shell)
         RunAsync(["xl", "restore", "-p", configFile, file], Slow, ct);
 
     /// <summary>
-    /// Restores one clone, paused, retrying when xl or a hotplug script it runs crashed (seen under
-    /// nested TCG: a segfaulting vif-bridge, or xl itself). Whatever a failed try left of the
+    /// Restores one clone, paused, retrying when xl or a hotplug script it runs crashed or failed
+    /// (seen under nested TCG: a segfaulting vif-bridge, xl itself, vif-bridge failing while
+    /// several restores run). Whatever a failed try left of the
     /// domain is destroyed first, so no paused half-clone survives; a refusal (name in use, no
     /// memory) is not retried.
     /// </summary>
@@ -73,7 +74,7 @@ internal sealed class XlClient(Dom0Shell shell)
             catch (XlCommandException e) when (e.Failure != XlFailure.NameInUse)
             {
                 await DestroyAsync(name, CancellationToken.None);
-                if (e.Failure != XlFailure.Crashed || attempt >= tries)
+                if (e.Failure is not (XlFailure.Crashed or XlFailure.HotplugFailed) || attempt >= tries)
                     throw;
                 Log.ForDebugEvent().Message("{Where}: xl restore of {Name} crashed (try {Attempt} of {Tries}), trying again: {Reason}",
                         shell.Where, name, attempt, tries, e.Message)

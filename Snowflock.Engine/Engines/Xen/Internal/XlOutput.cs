@@ -25,6 +25,9 @@ internal enum XlFailure
     NotImplemented,
     /// <summary>xl itself died (signal), not a refusal: worth one more try.</summary>
     Crashed,
+    /// <summary>A hotplug script (vif-bridge) failed while xl set a device up: seen when several
+    /// domains are restored at once under nested TCG; worth one more try for a restore.</summary>
+    HotplugFailed,
 }
 
 /// <summary>
@@ -92,6 +95,8 @@ internal static partial class XlOutput
         if (exitCode > 128 || stderr.Contains("Segmentation fault", StringComparison.Ordinal)
             || stderr.Contains("Aborted", StringComparison.Ordinal) || HotplugCrash().IsMatch(stderr))
             return XlFailure.Crashed;
+        if (HotplugFailure().IsMatch(stderr))
+            return XlFailure.HotplugFailed;
         if (stderr.Contains("is an invalid domain identifier", StringComparison.Ordinal)
             || stderr.Contains("Can't get domid of domain name", StringComparison.Ordinal)
             || stderr.Contains("Non-existant domain", StringComparison.Ordinal) && !stderr.Contains("already exists", StringComparison.Ordinal))
@@ -124,6 +129,10 @@ internal static partial class XlOutput
     /// <summary>A hotplug script (or a program it ran) killed by a signal: "... exited with error status 139".</summary>
     [System.Text.RegularExpressions.GeneratedRegex(@"exited with error status 1(29|[3-5][0-9])\b")]
     private static partial System.Text.RegularExpressions.Regex HotplugCrash();
+
+    /// <summary>A hotplug script that failed: "/etc/xen/scripts/vif-bridge online [7823] exited with error status 1".</summary>
+    [System.Text.RegularExpressions.GeneratedRegex(@"/scripts/[^ ]+ [a-z]+ \[\d+\] exited with error status \d+")]
+    private static partial System.Text.RegularExpressions.Regex HotplugFailure();
 
     [System.Text.RegularExpressions.GeneratedRegex(@"^libxl: error: [^:]*:\d+:[^:]*:\s*(Domain \d+:)?(?<msg>.*)$")]
     private static partial System.Text.RegularExpressions.Regex LibxlError();

@@ -95,7 +95,9 @@ public sealed class XlOutputTests
         Assert.Equal(XlFailure.Crashed, XlOutput.Classify(255, ""));
         // Seen under nested TCG: a hotplug script died of SIGSEGV while xl restore waited on it.
         Assert.Equal(XlFailure.Crashed, XlOutput.Classify(1, "/etc/xen/scripts/vif-bridge online [698] exited with error status 139\n"));
-        Assert.Equal(XlFailure.Other, XlOutput.Classify(1, "/etc/xen/scripts/vif-bridge online [698] exited with error status 1\n"));
+        // Seen with four restores at once: vif-bridge failed (not a crash); a restore tries again.
+        Assert.Equal(XlFailure.HotplugFailed, XlOutput.Classify(1, "libxl: error: libxl_exec.c:117:libxl_report_child_exitstatus: "
+            + "/etc/xen/scripts/vif-bridge online [7823] exited with error status 1\n"));
         Assert.Equal(XlFailure.Other, XlOutput.Classify(1, "something new\n"));
     }
 
