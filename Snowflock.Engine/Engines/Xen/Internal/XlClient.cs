@@ -62,13 +62,21 @@ internal sealed class XlClient(Dom0Shell shell)
     /// domain is destroyed first, so no paused half-clone survives; a refusal (name in use, no
     /// memory) is not retried.
     /// </summary>
-    public async Task RestoreCloneAsync(string name, string configFile, string file, CancellationToken ct, int tries = 3)
+    public Task RestoreCloneAsync(string name, string configFile, string file, CancellationToken ct, int tries = 3) =>
+        MakeDomainAsync(name, configFile, file, ct, tries);
+
+    /// <summary>As <see cref="RestoreCloneAsync"/> when <paramref name="checkpoint"/> is given;
+    /// else <c>xl create -p</c> of a fresh domain, with the same retries.</summary>
+    public async Task MakeDomainAsync(string name, string configFile, string? checkpoint, CancellationToken ct, int tries = 3)
     {
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                await RestorePausedAsync(configFile, file, ct);
+                if (checkpoint is null)
+                    await CreateAsync(configFile, paused: true, ct);
+                else
+                    await RestorePausedAsync(configFile, checkpoint, ct);
                 return;
             }
             catch (XlCommandException e) when (e.Failure != XlFailure.NameInUse)
@@ -76,7 +84,7 @@ internal sealed class XlClient(Dom0Shell shell)
                 await DestroyAsync(name, CancellationToken.None);
                 if (e.Failure is not (XlFailure.Crashed or XlFailure.HotplugFailed) || attempt >= tries)
                     throw;
-                Log.ForDebugEvent().Message("{Where}: xl restore of {Name} crashed (try {Attempt} of {Tries}), trying again: {Reason}",
+                Log.ForDebugEvent().Message("{Where}: making {Name} failed (try {Attempt} of {Tries}), trying again: {Reason}",
                         shell.Where, name, attempt, tries, e.Message)
                     .Property("EventName", "XenRestoreRetried").Log();
             }

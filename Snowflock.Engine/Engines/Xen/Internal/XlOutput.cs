@@ -130,8 +130,9 @@ internal static partial class XlOutput
     [System.Text.RegularExpressions.GeneratedRegex(@"exited with error status 1(29|[3-5][0-9])\b")]
     private static partial System.Text.RegularExpressions.Regex HotplugCrash();
 
-    /// <summary>A hotplug script that failed: "/etc/xen/scripts/vif-bridge online [7823] exited with error status 1".</summary>
-    [System.Text.RegularExpressions.GeneratedRegex(@"/scripts/[^ ]+ [a-z]+ \[\d+\] exited with error status \d+")]
+    /// <summary>A hotplug script that failed ("/etc/xen/scripts/vif-bridge online [7823] exited with
+    /// error status 1") or overran libxl's timeout ("killing execution of ... because of timeout").</summary>
+    [System.Text.RegularExpressions.GeneratedRegex(@"/scripts/[^ ]+ [a-z]+ \[\d+\] exited with error status \d+|killing execution of [^ ]*/scripts/[^ ]+ [a-z]+ because of timeout")]
     private static partial System.Text.RegularExpressions.Regex HotplugFailure();
 
     [System.Text.RegularExpressions.GeneratedRegex(@"^libxl: error: [^:]*:\d+:[^:]*:\s*(Domain \d+:)?(?<msg>.*)$")]

@@ -98,6 +98,8 @@ public sealed class XlOutputTests
         // Seen with four restores at once: vif-bridge failed (not a crash); a restore tries again.
         Assert.Equal(XlFailure.HotplugFailed, XlOutput.Classify(1, "libxl: error: libxl_exec.c:117:libxl_report_child_exitstatus: "
             + "/etc/xen/scripts/vif-bridge online [7823] exited with error status 1\n"));
+        Assert.Equal(XlFailure.HotplugFailed, XlOutput.Classify(3, "libxl: error: libxl_aoutils.c:539:hotplug_timeout: "
+            + "killing execution of /etc/xen/scripts/vif-bridge online because of timeout\n"));
         Assert.Equal(XlFailure.Other, XlOutput.Classify(1, "something new\n"));
     }
 
