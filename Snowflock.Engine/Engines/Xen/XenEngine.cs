@@ -103,7 +103,8 @@ public sealed class XenEngine : IEngine
             {
                 await UploadAsync($"{_jobDir}/master.cfg", _config.Render(), ct);
                 _domains.Add(_config.Name);
-                await _xl.CreateAsync($"{_jobDir}/master.cfg", paused: false, ct);
+                await _xl.MakeDomainAsync(_config.Name, $"{_jobDir}/master.cfg", checkpoint: null, ct);
+                await _xl.UnpauseAsync(_config.Name, ct);
                 await _xl.WaitForGuestKeyAsync(_config.Name, "waiting", BootWithin, ct);
                 await _xl.CheckpointAsync(_config.Name, _checkpoint, ct);
                 // The checkpoint is the warm state; the master itself would only hold memory.

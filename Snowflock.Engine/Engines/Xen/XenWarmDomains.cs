@@ -39,7 +39,8 @@ public static class XenWarmDomains
         try
         {
             await xl.WriteFileAsync(path, new MemoryStream(Encoding.UTF8.GetBytes(text.ToString())), ct).ConfigureAwait(false);
-            await xl.CreateAsync(path, paused: false, ct).ConfigureAwait(false);
+            await xl.MakeDomainAsync(name, path, checkpoint: null, ct).ConfigureAwait(false);
+            await xl.UnpauseAsync(name, ct).ConfigureAwait(false);
             await xl.WaitForGuestKeyAsync(name, "waiting", TimeSpan.FromMinutes(5), ct).ConfigureAwait(false);
         }
         catch (Exception e)

@@ -158,7 +158,7 @@ internal sealed class XlClient(Dom0Shell shell)
 
     /// <summary>Runs a command in dom0; a non-zero status becomes an <see cref="XlCommandException"/>.
     /// A command that crashed (seen under nested TCG: tools in dom0 dying of SIGSEGV now and then)
-    /// is run again up to twice, unless it is one that must not be repeated blindly (create,
+    /// is run again up to three times, a little later each time, unless it is one that must not be repeated blindly (create,
     /// save, restore: their callers decide) or it read from a stream.</summary>
     public async Task<string> RunAsync(IReadOnlyList<string> argv, TimeSpan bound, CancellationToken ct, Stream? stdin = null)
     {
@@ -169,8 +169,10 @@ internal sealed class XlClient(Dom0Shell shell)
             {
                 return await RunOnceAsync(argv, bound, ct, stdin);
             }
-            catch (XlCommandException e) when (e.Failure == XlFailure.Crashed && repeatable && attempt < 3)
+            catch (XlCommandException e) when (e.Failure == XlFailure.Crashed && repeatable && attempt < 4)
             {
+                // Crashes come in bursts on the nested test host: give it a moment.
+                await Task.Delay(TimeSpan.FromMilliseconds(500 * attempt), ct);
                 Log.ForDebugEvent().Message("{Where}: {Command} crashed, running it again: {Reason}", shell.Where, Dom0Shell.Quote(argv), e.Message)
                     .Property("EventName", "XlCommandRetried").Log();
             }
