@@ -46,9 +46,26 @@ internal sealed class XlClient(Dom0Shell shell)
     public Task CreateAsync(string configFile, bool paused, CancellationToken ct) =>
         RunAsync(paused ? ["xl", "create", "-p", configFile] : ["xl", "create", configFile], Slow, ct);
 
-    /// <summary><c>xl save -c</c>: a checkpoint; the domain keeps running afterwards.</summary>
-    public Task CheckpointAsync(string domain, string file, CancellationToken ct) =>
-        RunAsync(["xl", "save", "-c", domain, file], Slow, ct);
+    /// <summary><c>xl save -c</c>: a checkpoint; the domain keeps running afterwards. A save whose
+    /// xl crashed (seen under nested TCG) is taken again from the start.</summary>
+    public async Task CheckpointAsync(string domain, string file, CancellationToken ct)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await RunAsync(["xl", "save", "-c", domain, file], Slow, ct);
+                return;
+            }
+            catch (XlCommandException e) when (e.Failure == XlFailure.Crashed && attempt < 3)
+            {
+                Log.ForDebugEvent().Message("{Where}: xl save -c of {Domain} crashed (try {Attempt}), taking it again: {Reason}", shell.Where, domain, attempt, e.Message)
+                    .Property("EventName", "XenCheckpointRetried").Log();
+                await Task.Delay(TimeSpan.FromSeconds(attempt), ct);
+                await RunAsync(["sh", "-c", "rm -f \"$1\"; xl unpause \"$2\" 2>/dev/null; true", "sh", file, domain], Quick, ct);
+            }
+        }
+    }
 
     /// <summary><c>xl restore -p</c>: the new domain stays paused until <see cref="UnpauseAsync"/>,
     /// so its identity is in xenstore before its first instruction.</summary>
