@@ -54,8 +54,7 @@ public sealed class XenEngine : IEngine
     /// <param name="xenHost">ssh destination of dom0 (<c>--xen-host</c>); null: XEN_HOST, else xl runs here.</param>
     public XenEngine(string? xenHost = null)
     {
-        var host = xenHost ?? Environment.GetEnvironmentVariable("XEN_HOST");
-        _xl = new XlClient(string.IsNullOrEmpty(host) ? Dom0Shell.Local() : Dom0Shell.OverSsh(host, Environment.GetEnvironmentVariable("SFRUN_SSH_CONFIG")));
+        _xl = XlClient.ForHost(xenHost);
     }
 
     public string Name => "xen";
@@ -87,7 +86,6 @@ public sealed class XenEngine : IEngine
         // Before anything of the job exists in dom0: from here on a dead sfrun leaves nothing there.
         _guard = Dom0Guard.Start(_xl.Shell, _job, _jobDir);
 
-        var memory = int.TryParse(Environment.GetEnvironmentVariable("SFRUN_XEN_MEMORY"), out var m) && m >= 64 ? m : 384;
         if (master.WarmVm is { } warmVm)
         {
             _config = await XenWarmDomains.ConfigForClonesAsync(_xl, warmVm, master.Executables, ct);
@@ -97,8 +95,7 @@ public sealed class XenEngine : IEngine
         else
         {
             var files = await XenGuestFileStore.EnsureAsync(_xl, master.Executables, ct);
-            _config = new DomainConfig($"{_job}-m", files.Kernel, files.Ramdisk, "console=hvc0 quiet", memory, 1,
-                MacAddress.For(Environment.ProcessId, 0), _net.Bridge);
+            _config = DomainConfig.ForGuest($"{_job}-m", files, MacAddress.For(Environment.ProcessId, 0), _net.Bridge);
             if (_warm)
             {
                 await UploadAsync($"{_jobDir}/master.cfg", _config.Render(), ct);

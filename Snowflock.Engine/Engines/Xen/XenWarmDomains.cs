@@ -23,14 +23,13 @@ public static class XenWarmDomains
     {
         if (!WarmVms.IsValidName(name) || name.StartsWith("sf-", StringComparison.Ordinal))
             throw new WarmVmCreateException($"'{name}' cannot name a warm domU: use letters, digits, '-' and '_', not starting with 'sf-' (sfrun's own domains)");
-        var xl = Client(xenHost);
+        var xl = XlClient.ForHost(xenHost);
         await RequireXenAsync(xl, ct).ConfigureAwait(false);
         if (await xl.FindAsync(name, ct).ConfigureAwait(false) is not null)
             throw new WarmVmCreateException($"{xl.Shell.Where} has a domain '{name}' already ('sfrun warm rm --engine xen {name}' if it is a warm domU)");
         var bridge = await XenNetwork.BridgeAsync(xl, ct).ConfigureAwait(false);
         var files = await XenGuestFileStore.EnsureAsync(xl, executables, ct).ConfigureAwait(false);
-        var memory = int.TryParse(Environment.GetEnvironmentVariable("SFRUN_XEN_MEMORY"), out var m) && m >= 64 ? m : 384;
-        var config = new DomainConfig(name, files.Kernel, files.Ramdisk, "console=hvc0 quiet", memory, 1, MacAddress.For(Environment.ProcessId, 0xFFF), bridge);
+        var config = DomainConfig.ForGuest(name, files, MacAddress.For(Environment.ProcessId, 0xFFF), bridge);
         var text = new StringBuilder();
         foreach (var exe in executables)
             text.Append(ProgramLine).Append(exe).Append('\n');
@@ -110,7 +109,7 @@ public static class XenWarmDomains
     /// <summary>A failure in dom0 as the one line a user sees.</summary>
     private static async Task<T> OneLineAsync<T>(string? xenHost, Func<XlClient, Task<T>> action)
     {
-        var xl = Client(xenHost);
+        var xl = XlClient.ForHost(xenHost);
         try
         {
             return await action(xl).ConfigureAwait(false);
@@ -119,12 +118,6 @@ public static class XenWarmDomains
         {
             throw new EngineUnavailableException($"xen engine: {e.Message}");
         }
-    }
-
-    private static XlClient Client(string? xenHost)
-    {
-        var host = xenHost ?? Environment.GetEnvironmentVariable("XEN_HOST");
-        return new XlClient(string.IsNullOrEmpty(host) ? Dom0Shell.Local() : Dom0Shell.OverSsh(host, Environment.GetEnvironmentVariable("SFRUN_SSH_CONFIG")));
     }
 
     internal static async Task RequireXenAsync(XlClient xl, CancellationToken ct)

@@ -238,17 +238,9 @@ internal sealed class WarmMaster : IAsyncDisposable
 
     private static WarmMessage.Hello? ReadHello(int fd, DateTime deadline)
     {
-        var buffer = new byte[WarmProtocol.HeaderLength + 12];
-        var got = 0;
-        // A peer that connects and says nothing must not hold sfrun past the deadline.
-        using var timer = new Timer(_ => WarmSyscalls.ShutdownBoth(fd), null, Max(deadline - DateTime.UtcNow, TimeSpan.Zero), Timeout.InfiniteTimeSpan);
-        while (got < buffer.Length)
-        {
-            var n = WarmSyscalls.ReadSome(fd, buffer.AsSpan(got));
-            if (n == 0)
-                return null;
-            got += n;
-        }
+        // ReadExactly's deadline: a peer that connects and says nothing must not hold sfrun past it.
+        if (ReadExactly(fd, WarmProtocol.HeaderLength + 12, deadline) is not { } buffer)
+            return null;
         try
         {
             return WarmProtocol.TryParse(buffer, out _) as WarmMessage.Hello;

@@ -35,9 +35,6 @@ internal sealed class Dom0Guard : IAsyncDisposable
     /// <summary>Starts the guard for domains named <paramref name="prefix"/>-* and the folder <paramref name="folder"/>.</summary>
     public static Dom0Guard Start(Dom0Shell shell, string prefix, string folder) => new(shell, prefix, folder);
 
-    /// <summary>Whether the guard stopped before it was told to (ssh lost): then it guards nothing.</summary>
-    public bool Failed => _running.IsCompleted;
-
     /// <summary>Ends the guard's stdin and waits (bounded) for its sweep, which finds nothing after a clean teardown.</summary>
     public async ValueTask DisposeAsync()
     {

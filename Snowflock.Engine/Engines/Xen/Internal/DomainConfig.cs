@@ -36,6 +36,13 @@ internal sealed record DomainConfig(string Name, string Kernel, string Ramdisk, 
         return sb.ToString();
     }
 
+    /// <summary>A one-vCPU PV guest booted from the job's image with the agent on the console:
+    /// a master or warm domU. SFRUN_XEN_MEMORY (MiB, at least 64) sizes it, default 384: the
+    /// initramfs unpacks into guest RAM.</summary>
+    public static DomainConfig ForGuest(string name, XenGuestFiles files, string mac, string bridge) =>
+        new(name, files.Kernel, files.Ramdisk, "console=hvc0 quiet",
+            int.TryParse(Environment.GetEnvironmentVariable("SFRUN_XEN_MEMORY"), out var m) && m >= 64 ? m : 384, 1, mac, bridge);
+
     /// <summary>Reads back a configuration <see cref="Render"/> wrote (a warm domU's, kept in dom0);
     /// null for anything else.</summary>
     public static DomainConfig? Parse(string text)

@@ -21,6 +21,14 @@ internal sealed class XlClient(Dom0Shell shell)
 
     public Dom0Shell Shell => shell;
 
+    /// <summary>The toolstack of dom0 <paramref name="xenHost"/> (<c>--xen-host</c>) over ssh; null:
+    /// XEN_HOST's, or this machine's own when neither is set (sfrun runs in dom0).</summary>
+    public static XlClient ForHost(string? xenHost)
+    {
+        var host = xenHost ?? Environment.GetEnvironmentVariable("XEN_HOST");
+        return new XlClient(string.IsNullOrEmpty(host) ? Dom0Shell.Local() : Dom0Shell.OverSsh(host, Environment.GetEnvironmentVariable("SFRUN_SSH_CONFIG")));
+    }
+
     public async Task<IReadOnlyDictionary<string, string>> InfoAsync(CancellationToken ct) =>
         XlOutput.ParseInfo(await RunAsync(["xl", "info"], Quick, ct));
 
