@@ -11,6 +11,9 @@ public static class NativeHelpers
 {
     public const string DirectoryVariable = "SFRUN_NATIVE_DIR";
 
+    /// <summary>native/ucx: preloaded into MPI ranks of every engine, so it goes into guest images too.</summary>
+    public const string UcxProgressLibrary = "libsfucx.so";
+
     /// <summary>The helper's full path, or null if none exists.</summary>
     public static string? Find(string name) =>
         Find(name, Environment.GetEnvironmentVariable(DirectoryVariable), AppContext.BaseDirectory, out _);

@@ -18,10 +18,16 @@ public sealed record GuestImageSpec(IReadOnlyList<string> Executables, string Ag
     public bool TopologyPlugins { get; init; } = true;
 
     /// <summary>What each VM engine's guests need: virtio devices under qemu; under xen the
-    /// netfront driver, and no hwloc plugins (a Xen clone's every byte is RAM of its own).</summary>
-    public static GuestImageSpec ForEngine(string engine, IReadOnlyList<string> executables, string agentPath) => engine switch
+    /// netfront driver, and no hwloc plugins (a Xen clone's every byte is RAM of its own).
+    /// Both carry libsfucx.so at its host path, which MPI ranks preload (the launcher sets
+    /// LD_PRELOAD to that path), so that MPI between clones finishes.</summary>
+    public static GuestImageSpec ForEngine(string engine, IReadOnlyList<string> executables, string agentPath)
     {
-        "xen" => new GuestImageSpec(executables, agentPath) { Modules = ["xen_netfront"], TopologyPlugins = false },
-        _ => new GuestImageSpec(executables, agentPath),
-    };
+        IReadOnlyList<string> extra = NativeHelpers.Find(NativeHelpers.UcxProgressLibrary) is { } ucx ? [ucx] : [];
+        return engine switch
+        {
+            "xen" => new GuestImageSpec(executables, agentPath) { Modules = ["xen_netfront"], TopologyPlugins = false, ExtraFiles = extra },
+            _ => new GuestImageSpec(executables, agentPath) { ExtraFiles = extra },
+        };
+    }
 }

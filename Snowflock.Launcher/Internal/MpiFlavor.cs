@@ -1,3 +1,4 @@
+using NLog;
 using Snowflock.Engine;
 using Snowflock.Engine.Internal;
 using System.Text;
@@ -26,7 +27,14 @@ internal enum MpiLibrary
 /// </summary>
 internal static class MpiFlavor
 {
+    private static readonly Logger Log = LogManager.GetLogger("Snowflock.Launcher.Mpi");
+
     public const string PmiLibraryName = "libsfpmi.so";
+
+    /// <summary>Preloaded into MPICH and Open MPI ranks: keeps UCX progressing while MPI_Finalize
+    /// waits in its PMI barrier (native/ucx/ucx.c says why MPICH 4.0.2 over TCP needs it).</summary>
+    public const string UcxProgressLibraryName = NativeHelpers.UcxProgressLibrary;
+    public const string UcxProgressSwitch = "SFRUN_UCX_PROGRESS";
     public const string NativeDirVariable = NativeHelpers.DirectoryVariable;
 
     public static MpiLibrary Classify(IReadOnlyList<string>? needed)
@@ -50,8 +58,15 @@ internal static class MpiFlavor
     public static MpiSetup SetupFor(MpiLibrary library, string executable, string jobId,
         string? nativeDirOverride, string baseDirectory, MpiScratch? scratch = null)
     {
+        // Missing only in a half-built tree; the ranks then run as before, at -v it is said.
+        // SFRUN_UCX_PROGRESS=0 leaves it out: what bench/finalize compares against.
+        var wanted = library != MpiLibrary.None && Environment.GetEnvironmentVariable(UcxProgressSwitch) != "0";
+        var progress = wanted ? NativeHelpers.Find(UcxProgressLibraryName, nativeDirOverride, baseDirectory, out _) : null;
+        if (wanted && progress is null)
+            Log.ForWarnEvent().Message("{Library} not found: MPI ranks over TCP may hang in MPI_Finalize; run scripts/setup", UcxProgressLibraryName)
+                .Property("EventName", "UcxProgressLibraryMissing").Log();
         if (library != MpiLibrary.OpenMpi)
-            return new MpiSetup(library, new Dictionary<string, string>());
+            return new MpiSetup(library, new Dictionary<string, string>()) { Preload = progress };
         var pmiLibrary = FindPmiLibrary(nativeDirOverride, baseDirectory, out var looked)
             ?? throw new ProgramNotFoundException(
                 $"{executable}: links Open MPI (libmpi.so.40), which needs sfrun's {PmiLibraryName}, not found in {looked}; " +
@@ -60,7 +75,7 @@ internal static class MpiFlavor
         {
             ["FLUX_JOB_ID"] = NumericJobId(jobId).ToString(),
             ["FLUX_PMI_LIBRARY_PATH"] = pmiLibrary,
-        }, scratch);
+        }, scratch) { Preload = progress };
     }
 
     /// <summary>libsfpmi.so, found by the same rule as every native helper (<see cref="NativeHelpers"/>).</summary>
@@ -96,6 +111,10 @@ internal sealed record MpiSetup(MpiLibrary Library, IReadOnlyDictionary<string, 
     {
         foreach (var (k, v) in Variables)
             env.TryAdd(k, v);
+        // After the user's own preloads: a PMPI tool's MPI_Finalize then still runs first and
+        // reaches ours through PMPI_Finalize, which libsfucx wraps too.
+        if (Preload is { } preload)
+            env["LD_PRELOAD"] = env.TryGetValue("LD_PRELOAD", out var user) && user.Length > 0 ? user + ":" + preload : preload;
         if (Library == MpiLibrary.OpenMpi && localRanks > processors)
             env.TryAdd("OMPI_MCA_mpi_oversubscribe", "1");
         // Only when the user has chosen neither place: then the files are the user's to manage.
@@ -107,6 +126,9 @@ internal sealed record MpiSetup(MpiLibrary Library, IReadOnlyDictionary<string, 
         }
         return env;
     }
+
+    /// <summary>libsfucx.so for MPI ranks (<see cref="MpiFlavor.UcxProgressLibraryName"/>); null for other programs.</summary>
+    public string? Preload { get; init; }
 
     private const string SessionBase = "OMPI_MCA_orte_tmpdir_base", VaderBacking = "OMPI_MCA_btl_vader_backing_directory";
 

@@ -52,7 +52,7 @@ public sealed class QemuEngine : IEngine
         _runDir = Path.Combine(Path.GetTempPath(), $"{RunDirPrefix}{master.JobId}");
         Directory.CreateDirectory(_runDir);
         var sw = Stopwatch.StartNew();
-        _image = await GuestImageBuilder.BuildAsync(new GuestImageSpec(master.Executables, agent), ct).ConfigureAwait(false);
+        _image = await GuestImageBuilder.BuildAsync(GuestImageSpec.ForEngine("qemu", master.Executables, agent), ct).ConfigureAwait(false);
         var imageMs = sw.ElapsedMilliseconds;
         if (master.Warm)
             _template = await QemuTemplate.FindOrCreateAsync(_host, _image, _memoryMiB, _runDir, ct).ConfigureAwait(false);

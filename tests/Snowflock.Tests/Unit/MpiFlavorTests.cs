@@ -38,6 +38,28 @@ public sealed class MpiFlavorTests : IDisposable
         Assert.Empty(MpiFlavor.SetupFor(MpiLibrary.None, "/x/cpi", "1-abcd", null, _root).Variables);
     }
 
+    /// <summary>libsfucx.so (native/ucx) goes after the user's own preloads, for both MPIs, and
+    /// never into programs that are not MPI programs.</summary>
+    [Fact]
+    public void MPI_ranks_preload_the_finalize_progress_library_after_the_users_own()
+    {
+        var dir = Path.Combine(_root, "native", "build");
+        Directory.CreateDirectory(dir);
+        var ucx = Path.Combine(dir, MpiFlavor.UcxProgressLibraryName);
+        File.WriteAllBytes(ucx, []);
+        MakeLibrary(dir);
+        foreach (var library in new[] { MpiLibrary.Mpich, MpiLibrary.OpenMpi })
+        {
+            var setup = MpiFlavor.SetupFor(library, "/x/cpi", "1-1", null, _root);
+            Assert.Equal(ucx, setup.ApplyTo([], 1, 2)["LD_PRELOAD"]);
+            Assert.Equal("/opt/tool.so:" + ucx, setup.ApplyTo(new() { ["LD_PRELOAD"] = "/opt/tool.so" }, 1, 2)["LD_PRELOAD"]);
+        }
+        Assert.False(MpiFlavor.SetupFor(MpiLibrary.None, "/x/sh", "1-1", null, _root).ApplyTo([], 1, 2).ContainsKey("LD_PRELOAD"));
+        // A half-built tree (no libsfucx.so): MPI ranks run as before.
+        File.Delete(ucx);
+        Assert.False(MpiFlavor.SetupFor(MpiLibrary.Mpich, "/x/cpi", "1-1", null, _root).ApplyTo([], 1, 2).ContainsKey("LD_PRELOAD"));
+    }
+
     [Fact]
     public void Open_MPI_gets_a_numeric_flux_job_id_and_the_library_path_found_above_the_binary()
     {
