@@ -131,6 +131,33 @@ public sealed partial class IsolateTests
         Assert.Empty(JobLinksOnHost());
     }
 
+    /// <summary>Issue #15: with SFRUN_ISOLATE_IPC=1 (no UCX shared memory, nothing but PMI
+    /// between hello's ranks) a job now and then hung for good in MPI_Init or MPI_Finalize, a rank
+    /// waiting for a PMI reply its request never got: the bridge changed its MAC as clones plugged
+    /// in and left (JobNetworkTests has the exact interleaving). Fifty jobs in a row, each bounded.</summary>
+    [Fact]
+    public async Task Fifty_isolated_hello_jobs_in_a_row_none_hangs()
+    {
+        var env = new Dictionary<string, string> { ["SFRUN_ISOLATE_IPC"] = "1" };
+        var expected = Enumerable.Range(0, 3).Select(i => $"hello from rank {i} of 3").ToList();
+        for (var run = 1; run <= 50; run++)
+        {
+            CommandResult r;
+            try
+            {
+                r = await CommandRun.RunAsync(Repo.Sfrun, ["--isolate", "-np", "3", Repo.Example("hello")], env: env,
+                    bound: TimeSpan.FromSeconds(20));
+            }
+            catch (TimeoutException e)
+            {
+                throw new Xunit.Sdk.XunitException($"job {run} of 50 hung: {e.Message}");
+            }
+            Assert.True(r.ExitCode == 0, $"job {run} of 50: exit {r.ExitCode}: {r.Err}");
+            Assert.Equal(expected, r.OutLines.Order(StringComparer.Ordinal));
+        }
+        Assert.Empty(JobLinksOnHost());
+    }
+
     [Fact]
     public async Task Without_root_it_is_one_clear_line()
     {

@@ -11,7 +11,7 @@ namespace Snowflock.Tests.Unit;
 /// </summary>
 internal sealed class PmiTestClient : IAsyncDisposable
 {
-    private readonly TcpClient _tcp;
+    private readonly TcpClient? _tcp;
     private readonly NetworkStream _stream;
     private readonly List<byte> _pending = [];
     private readonly byte[] _buffer = new byte[16 * 1024];
@@ -21,6 +21,25 @@ internal sealed class PmiTestClient : IAsyncDisposable
     {
         _tcp = tcp;
         _stream = tcp.GetStream();
+    }
+
+    private PmiTestClient(Socket socket) => _stream = new NetworkStream(socket, ownsSocket: true);
+
+    /// <summary>Connects <paramref name="socket"/>, made by the caller (in a network namespace of
+    /// its choosing), to <paramref name="server"/>; the client owns it from then on.</summary>
+    public static async Task<PmiTestClient> ConnectAsync(Socket socket, IPEndPoint server, CancellationToken ct)
+    {
+        socket.NoDelay = true;
+        try
+        {
+            await socket.ConnectAsync(server, ct);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+        return new PmiTestClient(socket);
     }
 
     public static async Task<PmiTestClient> ConnectAsync(IPEndPoint server, CancellationToken ct)
@@ -111,7 +130,7 @@ internal sealed class PmiTestClient : IAsyncDisposable
     public ValueTask DisposeAsync()
     {
         _stream.Dispose();
-        _tcp.Dispose();
+        _tcp?.Dispose();
         return ValueTask.CompletedTask;
     }
 }

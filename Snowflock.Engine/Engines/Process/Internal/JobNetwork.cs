@@ -18,11 +18,26 @@ internal sealed unsafe partial class JobNetwork : IDisposable
 
     public const string Bridge = "sfbr0";
     public static readonly IPAddress Gateway = IPAddress.Parse("10.77.0.1");
+
     private const int PrefixLength = 16;
+
+    /// <summary>The bridge's MAC address, set before any clone plugs in. Left alone, a Linux bridge
+    /// takes the lowest MAC of its ports and changes it whenever a port with a lower one joins or
+    /// the lowest one leaves — and clones (random veth MACs) join while their peers already talk
+    /// to the PMI server, and leave when they exit. A clone keeps sending to the MAC its ARP
+    /// resolved for <see cref="Gateway"/>; once that is no longer the bridge's, the bridge drops
+    /// those frames (another port's MAC: PACKET_OTHERHOST; a port gone: flooded to the others),
+    /// so a PMI request vanishes and TCP retransmits into the void until the neighbour entry goes
+    /// stale, tens of seconds later: the rank hangs waiting for a reply (a get in MPI_Init, a
+    /// finalize_ack). A MAC set by hand is kept by the kernel (NET_ADDR_SET) whatever ports come
+    /// and go. Locally administered, and it never leaves the job's namespace, so every job may use
+    /// the same one; the last four bytes are the gateway's address.</summary>
+    public static ReadOnlySpan<byte> BridgeMac => [0x02, 0x00, 10, 77, 0, 1];
 
     private const int CLONE_NEWNET = 0x40000000, O_RDONLY = 0, O_CLOEXEC = 0x80000, AF_INET = 2, SOCK_DGRAM = 2, SOCK_CLOEXEC = 0x80000;
     private const int EPERM = 1;
-    private const nuint SIOCGIFFLAGS = 0x8913, SIOCSIFFLAGS = 0x8914, SIOCSIFADDR = 0x8916, SIOCSIFNETMASK = 0x891c, SIOCBRADDBR = 0x89a0;
+    private const nuint SIOCGIFFLAGS = 0x8913, SIOCSIFFLAGS = 0x8914, SIOCSIFADDR = 0x8916, SIOCSIFNETMASK = 0x891c, SIOCSIFHWADDR = 0x8924, SIOCBRADDBR = 0x89a0;
+    private const short ARPHRD_ETHER = 1;
     private const short IFF_UP = 1;
 
     [LibraryImport("libc", EntryPoint = "unshare", SetLastError = true)]
@@ -95,6 +110,7 @@ internal sealed unsafe partial class JobNetwork : IDisposable
                     fixed (byte* p = req)
                         if (Ioctl(sock, SIOCBRADDBR, p) != 0)
                             throw Failed("ioctl(SIOCBRADDBR): is the bridge module available?");
+                    SetMac(sock, Bridge, BridgeMac);
                     SetAddress(sock, Bridge, Gateway, PrefixLength);
                     SetUp(sock, Bridge);
                 }
@@ -184,6 +200,20 @@ internal sealed unsafe partial class JobNetwork : IDisposable
             *(short*)(p + 16) |= IFF_UP;
             if (Ioctl(sock, SIOCSIFFLAGS, p) != 0)
                 throw Failed($"ioctl(SIOCSIFFLAGS, {name})");
+        }
+    }
+
+    /// <summary>Sets the hardware address of <paramref name="name"/> (ifr_hwaddr: family, then the bytes).</summary>
+    private static void SetMac(int sock, string name, ReadOnlySpan<byte> mac)
+    {
+        var req = new byte[40];
+        Name(req, name);
+        fixed (byte* p = req)
+        {
+            *(short*)(p + 16) = ARPHRD_ETHER;
+            mac.CopyTo(req.AsSpan(18));
+            if (Ioctl(sock, SIOCSIFHWADDR, p) != 0)
+                throw Failed($"ioctl(SIOCSIFHWADDR, {name})");
         }
     }
 
