@@ -51,9 +51,38 @@ internal static class MpiFlavor
     /// <summary>What ranks of <paramref name="executable"/> (already resolved to a full path) in job
     /// <paramref name="jobId"/> need. Throws <see cref="ProgramNotFoundException"/> when the program
     /// needs libsfpmi.so and sfrun cannot find it, before any rank starts.</summary>
-    public static MpiSetup SetupFor(string executable, string jobId, MpiScratch scratch) =>
-        SetupFor(Classify(ElfDependencies.Of(executable)), executable, jobId,
-            Environment.GetEnvironmentVariable(NativeDirVariable), AppContext.BaseDirectory, scratch);
+    public static MpiSetup SetupFor(string executable, string jobId, MpiScratch scratch)
+    {
+        var needed = ElfDependencies.Of(executable);
+        var library = Classify(needed);
+        WarnIfPreloadIgnored(executable, library, needed);
+        return SetupFor(library, executable, jobId, Environment.GetEnvironmentVariable(NativeDirVariable), AppContext.BaseDirectory, scratch);
+    }
+
+    /// <summary>The loader ignores LD_PRELOAD in setuid and static programs, so libsfucx cannot
+    /// keep their UCX progressing in MPI_Finalize: across machines over TCP they may hang there
+    /// (as under mpiexec). A static program's MPI cannot be told from its ELF, hence "if".</summary>
+    private static void WarnIfPreloadIgnored(string executable, MpiLibrary library, IReadOnlyList<string>? needed)
+    {
+        string? why = null;
+        try
+        {
+            if (!OperatingSystem.IsLinux())
+                return;
+            if (library != MpiLibrary.None && (File.GetUnixFileMode(executable) & (UnixFileMode.SetUser | UnixFileMode.SetGroup)) != 0)
+                why = "is setuid/setgid";
+            else if (needed is { Count: 0 })
+                why = "is statically linked; if it is an MPI program, it";
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return;
+        }
+        if (why is not null)
+            Log.ForWarnEvent().Message("{Program} {Why} ignores LD_PRELOAD: {Library} cannot keep UCX progressing in MPI_Finalize, "
+                    + "which over TCP between machines may hang with MPICH 4.0.2", executable, why, UcxProgressLibraryName)
+                .Property("EventName", "UcxProgressNotApplicable").Log();
+    }
 
     public static MpiSetup SetupFor(MpiLibrary library, string executable, string jobId,
         string? nativeDirOverride, string baseDirectory, MpiScratch? scratch = null)
