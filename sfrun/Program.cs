@@ -83,7 +83,7 @@ catch (Exception e) when (e is ProgramNotFoundException)
     return Fail(e, ProgramMissing);
 }
 catch (Exception e) when (e is OutputPatternException or PlacementException or EngineUnavailableException or CloneFailedException
-    or GuestImageException)
+    or GuestImageException or UserCacheException)
 {
     return Fail(e, InputError);
 }

@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Text;
 using NLog;
 using Snowflock.Engine.Guest.Internal;
+using Snowflock.Engine.Internal;
 
 namespace Snowflock.Engine.Guest;
 
@@ -35,6 +36,7 @@ public static class GuestImageBuilder
         };
         var kernel = HostKernel.FindNewest(sources.BootDirectory, sources.ModulesRoot);
         var layout = await ImageComposer.ComposeAsync(spec, kernel, sources, ct);
+        UserCache.CreateDirectory(sources.CacheDirectory);
         var digests = new FileDigests(Path.Combine(sources.CacheDirectory, "digests.tsv"));
         var hash = Hash(layout, kernel, digests);
         digests.Save();
@@ -52,20 +54,18 @@ public static class GuestImageBuilder
             return new GuestImage(vmlinux, initramfs, hash, kernel.Version) { FromCache = true, InitramfsBytes = new FileInfo(initramfs).Length };
         }
 
-        Directory.CreateDirectory(sources.CacheDirectory);
         RemoveAbandonedBuilds(sources.CacheDirectory);
         var temp = Path.Combine(sources.CacheDirectory, $".tmp-{hash}-{Environment.ProcessId}-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(temp);
+        UserCache.CreateDirectory(temp);
         try
         {
             long bytes;
-            await using (var output = new FileStream(Path.Combine(temp, InitramfsName), FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true))
+            await using (var output = UserCache.CreateFile(Path.Combine(temp, InitramfsName), FileMode.CreateNew))
             {
                 await WriteArchiveAsync(layout, output, ct);
                 bytes = output.Length;
             }
-            await File.WriteAllTextAsync(Path.Combine(temp, ContentsName),
-                string.Concat(layout.Entries.Select(e => Describe(e) + "\n")), ct);
+            UserCache.WriteAllText(Path.Combine(temp, ContentsName), string.Concat(layout.Entries.Select(e => Describe(e) + "\n")));
             var manifest = new StringBuilder()
                 .Append($"hash={hash}\nkernel-version={kernel.Version}\nkernel={vmlinux}\ninitramfs-bytes={bytes}\n")
                 .Append($"entries={layout.Entries.Count()}\nbuilt={DateTime.UtcNow.ToString("O", CultureInfo.InvariantCulture)}\n")
@@ -73,7 +73,7 @@ public static class GuestImageBuilder
             foreach (var exe in spec.Executables)
                 manifest.Append($"program={exe}\n");
             // Written last: an image folder is complete exactly when it has a manifest.
-            await File.WriteAllTextAsync(Path.Combine(temp, ManifestName), manifest.ToString(), ct);
+            UserCache.WriteAllText(Path.Combine(temp, ManifestName), manifest.ToString());
             try
             {
                 Directory.Move(temp, dir);
@@ -87,10 +87,13 @@ public static class GuestImageBuilder
                 .Property("EventName", "GuestImageBuilt").Log();
             return new GuestImage(vmlinux, initramfs, hash, kernel.Version) { InitramfsBytes = new FileInfo(initramfs).Length };
         }
+        catch (Exception e) when (UserCache.IsFault(e))
+        {
+            throw UserCache.Fault(temp, e);
+        }
         finally
         {
-            if (Directory.Exists(temp))
-                Directory.Delete(temp, recursive: true);
+            SafeTree.Delete(temp);
         }
     }
 
@@ -153,7 +156,7 @@ public static class GuestImageBuilder
             try
             {
                 if (Directory.GetLastWriteTimeUtc(dir) < DateTime.UtcNow.AddHours(-1))
-                    Directory.Delete(dir, recursive: true);
+                    SafeTree.Delete(dir);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {

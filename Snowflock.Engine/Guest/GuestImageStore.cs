@@ -1,5 +1,6 @@
 using System.Globalization;
 using Snowflock.Engine.Guest.Internal;
+using Snowflock.Engine.Internal;
 
 namespace Snowflock.Engine.Guest;
 
@@ -56,8 +57,7 @@ public static class GuestImageStore
     internal static int RemoveAll(string cacheDirectory)
     {
         var count = List(cacheDirectory).Count;
-        if (System.IO.Directory.Exists(cacheDirectory))
-            System.IO.Directory.Delete(cacheDirectory, recursive: true);
+        SafeTree.Delete(cacheDirectory);
         return count;
     }
 
@@ -66,6 +66,6 @@ public static class GuestImageStore
     {
         var aside = Path.Combine(Path.GetDirectoryName(dir)!, $".tmp-rm-{Guid.NewGuid():N}");
         System.IO.Directory.Move(dir, aside);
-        System.IO.Directory.Delete(aside, recursive: true);
+        SafeTree.Delete(aside);
     }
 }

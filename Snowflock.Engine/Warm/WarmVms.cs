@@ -23,26 +23,21 @@ public static class WarmVms
     /// <summary>How long a master may take to answer on its socket.</summary>
     internal static readonly TimeSpan AnswerWithin = TimeSpan.FromSeconds(5);
 
-    /// <summary>$XDG_RUNTIME_DIR/snowflock/warm, else /tmp/snowflock-UID/warm; every level made 0700 and checked ours.</summary>
+    /// <summary>The per-user folder's warm/ (<see cref="PrivateDirectory.PerUser"/>), made 0700 and checked ours.</summary>
     public static string Directory
     {
         get
         {
-            var runtime = Environment.GetEnvironmentVariable("XDG_RUNTIME_DIR");
-            var top = runtime is { Length: > 0 } && System.IO.Directory.Exists(runtime)
-                ? Path.Combine(runtime, "snowflock")
-                : $"/tmp/snowflock-{PrivateDirectory.GetUid()}";
-            var warm = Path.Combine(top, "warm");
             try
             {
-                PrivateDirectory.Ensure(top);
+                var warm = Path.Combine(PrivateDirectory.PerUser, "warm");
                 PrivateDirectory.Ensure(warm);
+                return warm;
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 throw new WarmVmCreateException($"warm VM directory: {e.Message}");
             }
-            return warm;
         }
     }
 

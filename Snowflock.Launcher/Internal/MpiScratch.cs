@@ -1,5 +1,5 @@
-using System.Runtime.InteropServices;
 using NLog;
+using Snowflock.Engine.Internal;
 
 namespace Snowflock.Launcher.Internal;
 
@@ -10,15 +10,12 @@ namespace Snowflock.Launcher.Internal;
 /// points them here and deletes the directory at teardown. Created on first use, in /dev/shm
 /// (where vader puts its segments anyway), with mkdtemp: private (0700) and unpredictable.
 /// </summary>
-internal sealed partial class MpiScratch(string jobId) : IDisposable
+internal sealed class MpiScratch(string jobId) : IDisposable
 {
     private static readonly Logger Log = LogManager.GetLogger("Snowflock.Launcher");
 
     private bool _tried;
     private string? _path;
-
-    [LibraryImport("libc", EntryPoint = "mkdtemp", SetLastError = true)]
-    private static partial nint MkdTemp(byte[] template);
 
     /// <summary>The directory, or null if it cannot be made (the ranks then use Open MPI's defaults).</summary>
     public string? Path
@@ -29,14 +26,16 @@ internal sealed partial class MpiScratch(string jobId) : IDisposable
                 return _path;
             _tried = true;
             var root = Directory.Exists("/dev/shm") ? "/dev/shm" : System.IO.Path.GetTempPath().TrimEnd('/');
-            var template = System.Text.Encoding.UTF8.GetBytes($"{root}/sfrun-{jobId}-XXXXXX\0");
-            if (MkdTemp(template) == 0)
+            try
             {
-                Log.ForWarnEvent().Message("job {JobId}: mkdtemp in {Root} failed (errno {Errno}); Open MPI files go to its defaults",
-                    jobId, root, Marshal.GetLastSystemError()).Property("EventName", "ScratchFailed").Log();
+                _path = PrivateDirectory.CreateUnique(root, $"sfrun-{jobId}-");
+            }
+            catch (IOException e)
+            {
+                Log.ForWarnEvent().Message("job {JobId}: no scratch folder in {Root} ({Error}); Open MPI files go to its defaults",
+                    jobId, root, e.Message).Property("EventName", "ScratchFailed").Log();
                 return null;
             }
-            _path = System.Text.Encoding.UTF8.GetString(template, 0, template.Length - 1);
             return _path;
         }
     }
@@ -47,7 +46,7 @@ internal sealed partial class MpiScratch(string jobId) : IDisposable
             return;
         try
         {
-            Directory.Delete(_path, recursive: true);
+            SafeTree.Delete(_path);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

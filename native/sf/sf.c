@@ -161,6 +161,52 @@ static int agent_call(const char *request, char *reply, size_t capacity)
     return fail(EPROTO, "sfrun agent: unexpected reply '%.100s'", reply);
 }
 
+/* The parent of pid, from /proc/PID/stat; -1 if it cannot be read. */
+static pid_t parent_of(pid_t pid)
+{
+    char name[64], buf[512];
+    snprintf(name, sizeof name, "/proc/%d/stat", (int)pid);
+    int fd = open(name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    /* After the command name in parentheses (which may itself hold ") "): " S PPID ...". */
+    char *end = strrchr(buf, ')');
+    int ppid;
+    if (!end || sscanf(end + 1, " %*c %d", &ppid) != 1)
+        return -1;
+    return (pid_t)ppid;
+}
+
+/* Whether the agent at path is served by the sfrun of this job: the kernel's record of who called
+ * listen() (SO_PEERCRED) must be this user and one of this process's ancestors (sfrun started
+ * the rank, or the warm master it forked from). A socket path is only a name: a process that could
+ * make or swap a folder on the way would otherwise be asked for tickets and told what the rank
+ * does. Root is not accepted as such: sfrun runs as the user its ranks run as. In a pid namespace
+ * of its own (--isolate) sfrun is not visible (pid 0) and the uid alone decides. */
+static int agent_is_ours(int fd, const char *path)
+{
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+        return fail(errno, "getsockopt(SO_PEERCRED) on the sfrun agent %s failed: %s", path, strerror(errno));
+    if (cred.uid != geteuid())
+        return fail(EPERM, "the sfrun agent at %s (SF_AGENT) is served by uid %u, not by this user (%u): refusing it",
+                    path, (unsigned)cred.uid, (unsigned)geteuid());
+    if (cred.pid == 0)
+        return 0;
+    pid_t p = getppid();
+    for (int depth = 0; p > 1 && depth < 64; depth++, p = parent_of(p))
+        if (p == cred.pid)
+            return 0;
+    return fail(EPERM, "the sfrun agent at %s (SF_AGENT) is served by pid %d, which did not start this process: refusing it",
+                path, (int)cred.pid);
+}
+
 static int agent_connect(const char *path)
 {
     if (agent_fd >= 0)
@@ -176,6 +222,12 @@ static int agent_connect(const char *path)
         int err = errno;
         agent_close();
         return fail(err, "cannot reach the sfrun agent at %s (SF_AGENT): %s", path, strerror(err));
+    }
+    if (agent_is_ours(agent_fd, path) != 0) {
+        int err = errno;
+        agent_close();
+        errno = err;
+        return -1;
     }
     char hello[32], reply[256];
     snprintf(hello, sizeof hello, "hello version=%d", SF_PROTOCOL_VERSION);

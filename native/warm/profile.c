@@ -7,6 +7,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,9 +91,16 @@ static void write_profile(void)
 {
     char tmp[PATH_MAX + 16];
     snprintf(tmp, sizeof tmp, "%s.%d", profile_out, (int)getpid());
-    FILE *out = fopen(tmp, "we");
-    if (!out)
+    /* 0600 whatever the umask: the cache is private to the user. */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
         return; /* a profile is an optimisation: never fail the rank for it */
+    FILE *out = fdopen(fd, "w");
+    if (!out) {
+        close(fd);
+        unlink(tmp);
+        return;
+    }
     each_mapped_library(write_new, out);
     if (fclose(out) != 0 || rename(tmp, profile_out) != 0)
         unlink(tmp);

@@ -558,6 +558,27 @@ static void detach(const char *log)
     }
 }
 
+/* Whether the socket we connected to is served by sfrun, the process that started this master:
+ * same uid and our parent's pid, as the kernel recorded them when it called listen(). A socket
+ * path is only a name; whoever could make or swap a folder on the way to it could otherwise be
+ * served the FORK requests of sfrun's ranks (their environment, stdio, and a process to run as
+ * this user). Root is not accepted as such: sfrun always runs as the user its masters run as. */
+static int peer_is_parent(int sock, const char *path)
+{
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+        fail("getsockopt(SO_PEERCRED)");
+        return 0;
+    }
+    if (cred.uid != geteuid() || cred.pid != getppid()) {
+        fprintf(stderr, "sfwarm: %s is served by pid %d (uid %u), not by the sfrun that started this master (pid %d, uid %u); refusing it\n",
+                path, (int)cred.pid, (unsigned)cred.uid, (int)getppid(), (unsigned)geteuid());
+        return 0;
+    }
+    return 1;
+}
+
 /* Serves sfrun: with listen == 0 over one connection to path until its EOF (a per-job master),
  * else every job that connects to the socket it creates at path (a warm VM's master), until it is
  * killed. Returns only in a clone, with the clone's environment. */
@@ -605,6 +626,8 @@ static char **serve(const char *path, int listen_mode)
             remove_socket();
             _exit(126);
         }
+        if (!peer_is_parent(sock, path))
+            _exit(126); /* sfrun sees no hello and starts the ranks cold */
         uint32_t hello[3] = { SFWARM_VERSION, (uint32_t)master, (uint32_t)threads };
         if (!send_frame(sock, SFWARM_HELLO, hello, 3) || threads != 1)
             _exit(0); /* sfrun starts the ranks cold: never fork a multithreaded master */

@@ -4,6 +4,7 @@ using System.Net;
 using NLog;
 using Snowflock.Engine.Engines.Qemu.Internal;
 using Snowflock.Engine.Guest;
+using Snowflock.Engine.Internal;
 
 namespace Snowflock.Engine.Engines.Qemu;
 
@@ -47,10 +48,18 @@ public sealed class QemuEngine : IEngine
             _memoryMiB = mib;
         var agent = NativeHelpers.Find("sfagent")
             ?? throw new EngineUnavailableException("qemu engine: the guest agent sfagent was not found; build native/ (scripts/setup) or set SFRUN_NATIVE_DIR");
-        // Sockets live here; unix socket paths are short, so not under the cache.
-        SweepDeadJobs();
-        _runDir = Path.Combine(Path.GetTempPath(), $"{RunDirPrefix}{master.JobId}");
-        Directory.CreateDirectory(_runDir);
+        // Sockets and console logs live here, a fresh 0700 folder in the per-user folder (unix
+        // socket paths are short, so not under the cache).
+        try
+        {
+            var perUser = PrivateDirectory.PerUser;
+            PrivateDirectory.SweepDeadJobs(perUser, RunDirPrefix);
+            _runDir = PrivateDirectory.CreateUnique(perUser, $"{RunDirPrefix}{master.JobId}-");
+        }
+        catch (IOException e)
+        {
+            throw new EngineUnavailableException($"qemu engine: no folder for the job's sockets: {e.Message}");
+        }
         var sw = Stopwatch.StartNew();
         _image = await GuestImageBuilder.BuildAsync(GuestImageSpec.ForEngine("qemu", master.Executables, agent), ct).ConfigureAwait(false);
         var imageMs = sw.ElapsedMilliseconds;
@@ -102,30 +111,10 @@ public sealed class QemuEngine : IEngine
         return clones;
     }
 
-    private const string RunDirPrefix = "sfrun-qemu-";
-
-    /// <summary>A job whose sfrun was SIGKILLed loses its QEMUs (they die with it) and its network
-    /// namespace, but not its folder of sockets and console logs: the next job removes those whose
-    /// sfrun (the pid in the job id) is gone.</summary>
-    private static void SweepDeadJobs()
-    {
-        try
-        {
-            foreach (var dir in Directory.EnumerateDirectories(Path.GetTempPath(), RunDirPrefix + "*"))
-            {
-                var id = Path.GetFileName(dir)[RunDirPrefix.Length..];
-                if (int.TryParse(id.Split('-')[0], out var pid) && pid != Environment.ProcessId && !Directory.Exists($"/proc/{pid}"))
-                {
-                    Directory.Delete(dir, recursive: true);
-                    Log.ForDebugEvent().Message("removed {Dir} of a job whose sfrun is gone", dir).Property("EventName", "DeadJobSwept").Log();
-                }
-            }
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            Log.ForDebugEvent().Message("sweeping dead jobs: {Error}", e.Message).Property("EventName", "DeadJobSweepFailed").Log();
-        }
-    }
+    /// <summary>Per-job run folders: qemu-JOB-XXXXXX. A job whose sfrun was SIGKILLed loses its
+    /// QEMUs (they die with it) and its network namespace, but not this folder of sockets and
+    /// console logs: the next job sweeps those whose sfrun (the pid in the job id) is gone.</summary>
+    private const string RunDirPrefix = "qemu-";
 
     private static string HostName(int vm) => "vm" + vm.ToString(CultureInfo.InvariantCulture);
 
@@ -195,11 +184,11 @@ public sealed class QemuEngine : IEngine
             _network = null;
             await network.DisposeAsync().ConfigureAwait(false);
         }
-        if (_runDir is { } dir && Directory.Exists(dir))
+        if (_runDir is { } dir)
         {
             try
             {
-                Directory.Delete(dir, recursive: true);
+                SafeTree.Delete(dir);
             }
             catch (IOException e)
             {

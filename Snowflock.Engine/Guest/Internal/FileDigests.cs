@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
+using Snowflock.Engine.Internal;
 
 namespace Snowflock.Engine.Guest.Internal;
 
@@ -71,15 +72,22 @@ internal sealed partial class FileDigests
         var temp = _indexPath + $".tmp-{Environment.ProcessId}-{Guid.NewGuid():N}";
         try
         {
-            Directory.CreateDirectory(Path.GetDirectoryName(_indexPath)!);
-            File.WriteAllText(temp, text.ToString());
+            UserCache.CreateDirectory(Path.GetDirectoryName(_indexPath)!);
+            UserCache.WriteAllText(temp, text.ToString());
             File.Move(temp, _indexPath, overwrite: true);
             _changed = false;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            // A cache that cannot be saved only costs time next run.
-            File.Delete(temp);
+            // A cache that cannot be saved only costs time next run (the image build that follows
+            // says why, in one line, if the folder cannot be written at all).
+            try
+            {
+                File.Delete(temp);
+            }
+            catch (Exception again) when (again is IOException or UnauthorizedAccessException)
+            {
+            }
         }
     }
 

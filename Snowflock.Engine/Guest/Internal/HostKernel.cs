@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.RegularExpressions;
+using Snowflock.Engine.Internal;
 
 namespace Snowflock.Engine.Guest.Internal;
 
@@ -37,7 +38,7 @@ internal sealed partial record HostKernel(string Version, string BzImage, string
         var vmlinux = Path.Combine(directory, "vmlinux");
         if (IsElf(vmlinux))
             return vmlinux;
-        Directory.CreateDirectory(directory);
+        UserCache.CreateDirectory(directory);
 
         byte[] bz;
         try
@@ -69,32 +70,88 @@ internal sealed partial record HostKernel(string Version, string BzImage, string
                 throw new GuestImageException("xz not found: install xz-utils");
             }
             using (xz)
-            {
-                await using var output = File.Create(temp);
-                var copy = xz.StandardOutput.BaseStream.CopyToAsync(output, ct);
-                var errors = xz.StandardError.ReadToEndAsync(ct);
-                try
-                {
-                    await xz.StandardInput.BaseStream.WriteAsync(bz.AsMemory(at), ct);
-                    xz.StandardInput.Close();
-                }
-                catch (IOException)
-                {
-                    // xz stopped reading at the end of the stream; its exit status tells the rest.
-                }
-                await copy;
-                await xz.WaitForExitAsync(ct);
-                if (xz.ExitCode != 0)
-                    throw new GuestImageException($"{BzImage}: xz could not decompress the kernel: {(await errors).Trim()}");
-            }
+                await DecompressAsync(xz, bz.AsMemory(at), temp, ct);
             if (!IsElf(temp))
                 throw new GuestImageException($"{BzImage}: the decompressed kernel is not an ELF file");
             File.Move(temp, vmlinux, overwrite: true);
             return vmlinux;
         }
+        catch (Exception e) when (UserCache.IsFault(e))
+        {
+            throw UserCache.Fault(vmlinux, e);
+        }
         finally
         {
-            File.Delete(temp);
+            try
+            {
+                File.Delete(temp);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+            }
+        }
+    }
+
+    /// <summary>
+    /// Feeds xz the compressed kernel while its output goes to <paramref name="temp"/>, both at
+    /// once. When either side fails (the cache's disk is full, xz stops) xz is killed: a writer
+    /// left blocked on a full pipe that nobody reads any more would otherwise wait for ever.
+    /// </summary>
+    private async Task DecompressAsync(System.Diagnostics.Process xz, ReadOnlyMemory<byte> compressed, string temp, CancellationToken ct)
+    {
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var errors = xz.StandardError.ReadToEndAsync(CancellationToken.None);
+        async Task ReadAsync()
+        {
+            await using var output = UserCache.CreateFile(temp);
+            await xz.StandardOutput.BaseStream.CopyToAsync(output, stop.Token);
+        }
+        async Task WriteAsync()
+        {
+            try
+            {
+                await xz.StandardInput.BaseStream.WriteAsync(compressed, stop.Token);
+                xz.StandardInput.Close();
+            }
+            catch (IOException)
+            {
+                // xz stopped reading (the end of its stream, or it was killed); its exit status and
+                // the reader tell the rest.
+            }
+        }
+        var reading = ReadAsync();
+        var writing = WriteAsync();
+        var first = await Task.WhenAny(reading, writing);
+        if (first.IsFaulted || first.IsCanceled)
+        {
+            stop.Cancel();
+            KillQuietly(xz);
+        }
+        try
+        {
+            await Task.WhenAll(reading, writing);
+        }
+        catch
+        {
+            stop.Cancel();
+            KillQuietly(xz);
+            await xz.WaitForExitAsync(CancellationToken.None);
+            throw;
+        }
+        await xz.WaitForExitAsync(ct);
+        if (xz.ExitCode != 0)
+            throw new GuestImageException($"{BzImage}: xz could not decompress the kernel: {(await errors).Trim()}");
+    }
+
+    private static void KillQuietly(System.Diagnostics.Process process)
+    {
+        try
+        {
+            process.Kill();
+        }
+        catch (InvalidOperationException)
+        {
+            // Already gone.
         }
     }
 

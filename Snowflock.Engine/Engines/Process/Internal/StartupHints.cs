@@ -59,13 +59,11 @@ internal sealed class StartupHints
     /// missing or empty; null if hwloc's lstopo is not installed or fails.</summary>
     private static string? TopologyFile()
     {
-        var dir = UserCache.Directory;
-        var file = Path.Combine(dir, $"topology-{Environment.MachineName}.xml");
         try
         {
+            var file = Path.Combine(UserCache.Directory, $"topology-{Environment.MachineName}.xml");
             if (new FileInfo(file) is { Exists: true, Length: > 0 })
                 return file;
-            Directory.CreateDirectory(dir);
             var temp = $"{file}.{Environment.ProcessId}.tmp";
             var psi = new ProcessStartInfo("lstopo-no-graphics") { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
             foreach (var a in new[] { "--of", "xml", "-f", temp })
@@ -83,6 +81,9 @@ internal sealed class StartupHints
                 File.Delete(temp);
                 throw new IOException($"lstopo-no-graphics exited with code {lstopo.ExitCode}: {err.Trim()}");
             }
+            // lstopo wrote it with the umask's mode; the cache keeps files to the user.
+            if (!OperatingSystem.IsWindows())
+                File.SetUnixFileMode(temp, UserCache.PrivateFile);
             File.Move(temp, file, overwrite: true);
             Log.ForDebugEvent().Message("exported this host's topology to {File}", file).Property("EventName", "TopologyExported").Log();
             return file;

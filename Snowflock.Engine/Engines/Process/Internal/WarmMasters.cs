@@ -1,11 +1,12 @@
 using NLog;
+using Snowflock.Engine.Internal;
 
 namespace Snowflock.Engine.Engines.Process.Internal;
 
 /// <summary>
 /// The warm masters of one job: one per distinct program (executable and arguments, so MPMD
 /// blocks each get their own), started on the first rank that needs it. Each connects through a
-/// socket in a per-job 0700 directory that exists only while a master is connecting (teardown
+/// socket in a per-job 0700 directory (in the per-user folder) that exists only while a master is connecting (teardown
 /// removes it in any case). Where a program cannot be a master, says why once at -v and answers
 /// null: that program's ranks start cold.
 /// </summary>
@@ -111,19 +112,12 @@ internal sealed class WarmMasters : IAsyncDisposable
                 return;
             try
             {
-                System.IO.Directory.Delete(_directory, recursive: true);
+                // The master may have removed it as it exited; SafeTree follows no link put there.
+                SafeTree.Delete(_directory);
             }
-            catch (DirectoryNotFoundException)
+            catch (IOException e)
             {
-                // The master removed it as it exited.
-            }
-            try
-            {
-                // The per-user parent too, unless another job is using it.
-                System.IO.Directory.Delete(Path.GetDirectoryName(_directory)!);
-            }
-            catch (IOException)
-            {
+                Log.ForWarnEvent().Message("cannot remove {Dir}: {Error}", _directory, e.Message).Property("EventName", "WarmDirectoryLeft").Log();
             }
             _directory = null;
         }
@@ -141,7 +135,8 @@ internal sealed class WarmMasters : IAsyncDisposable
         return null;
     }
 
-    /// <summary>The job's socket directory, mode 0700: $XDG_RUNTIME_DIR/sfrun/JOB or /tmp/sfrun-UID/JOB.</summary>
+    /// <summary>The job's socket directory: a fresh 0700 folder warm-JOB-XXXXXX in the per-user
+    /// folder, which no other user can enter, make first or swap.</summary>
     private string Directory()
     {
         lock (_gate)
@@ -150,20 +145,8 @@ internal sealed class WarmMasters : IAsyncDisposable
                 return _directory;
             if (!OperatingSystem.IsLinux())
                 throw new IOException("warm fork needs Linux");
-            var runtime = Environment.GetEnvironmentVariable("XDG_RUNTIME_DIR");
-            var parent = runtime is { Length: > 0 } && System.IO.Directory.Exists(runtime)
-                ? Path.Combine(runtime, "sfrun")
-                : Path.Combine(Path.GetTempPath(), $"sfrun-{WarmSyscalls.GetUid()}");
-            const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
-            System.IO.Directory.CreateDirectory(parent, Private);
-            var info = new DirectoryInfo(parent);
-            // A shared /tmp: the parent must be a real directory that only this user can enter.
-            if (info.LinkTarget is not null || (File.GetUnixFileMode(parent) & ~Private) != 0)
-                throw new IOException($"{parent} is a link or open to other users; remove it");
-            var dir = Path.Combine(parent, _jobId);
-            System.IO.Directory.CreateDirectory(dir, Private);
-            _directory = dir;
-            return dir;
+            _directory = PrivateDirectory.CreateUnique(PrivateDirectory.PerUser, $"warm-{_jobId}-");
+            return _directory;
         }
     }
 

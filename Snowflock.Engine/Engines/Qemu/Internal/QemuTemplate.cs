@@ -36,24 +36,28 @@ internal sealed record QemuTemplate(string Directory, int MemoryMiB)
         var template = new QemuTemplate(Path.Combine(Root, key), memoryMiB);
         if (template.IsComplete)
             return template;
-        System.IO.Directory.CreateDirectory(Root);
+        UserCache.CreateDirectory(Root);
         await using var held = await LockAsync(Path.Combine(Root, key + ".lock"), ct).ConfigureAwait(false);
         if (template.IsComplete)
             return template; // another job built it while we waited
         var sw = Stopwatch.StartNew();
         var building = new QemuTemplate(template.Directory + $".building-{Environment.ProcessId}", memoryMiB);
-        if (System.IO.Directory.Exists(building.Directory))
-            System.IO.Directory.Delete(building.Directory, recursive: true);
-        System.IO.Directory.CreateDirectory(building.Directory);
+        SafeTree.Delete(building.Directory);
+        UserCache.CreateDirectory(building.Directory);
         try
         {
             await building.BootAndSnapshotAsync(host, image, Path.Combine(scratchDir, "template"), ct).ConfigureAwait(false);
+            // QEMU made the RAM file with the umask's mode: close it like the rest of the cache.
+            SafeTree.MakePrivate(building.Directory);
             System.IO.Directory.Move(building.Directory, template.Directory);
+        }
+        catch (Exception e) when (UserCache.IsFault(e))
+        {
+            throw UserCache.Fault(building.Directory, e);
         }
         finally
         {
-            if (System.IO.Directory.Exists(building.Directory))
-                System.IO.Directory.Delete(building.Directory, recursive: true);
+            SafeTree.Delete(building.Directory);
         }
         Log.ForInfoEvent().Message("qemu template {Key} built in {Ms} ms (descriptor {Bytes} bytes)", key, sw.ElapsedMilliseconds,
             new FileInfo(template.StateFile).Length).Property("EventName", "TemplateBuilt").Log();
@@ -84,8 +88,8 @@ internal sealed record QemuTemplate(string Directory, int MemoryMiB)
         }
         finally
         {
-            if (Directory.Length > 0 && System.IO.Directory.Exists(runDir))
-                System.IO.Directory.Delete(runDir, recursive: true);
+            if (Directory.Length > 0)
+                SafeTree.Delete(runDir);
         }
     }
 
