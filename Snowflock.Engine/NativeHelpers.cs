@@ -14,6 +14,10 @@ public static class NativeHelpers
     /// <summary>native/ucx: preloaded into MPI ranks of every engine, so it goes into guest images too.</summary>
     public const string UcxProgressLibrary = "libsfucx.so";
 
+    /// <summary>native/init: preloaded into every rank of every engine (Open MPI's PMI at MPI_Init,
+    /// and no silent singletons), so it goes into guest images too.</summary>
+    public const string InitCheckLibrary = "libsfinit.so";
+
     /// <summary>The helper's full path, or null if none exists.</summary>
     public static string? Find(string name) =>
         Find(name, Environment.GetEnvironmentVariable(DirectoryVariable), AppContext.BaseDirectory, out _);

@@ -271,9 +271,13 @@ public sealed class Job
                         Fail(new JobEnding.Interrupted(sig));
                     else if (!exit.Success || state.IsInitialized(rank) && !state.IsFinalized(rank))
                         Fail(new JobEnding.RankFailed(rank, state.Location(rank), exit, state.IsInitialized(rank), state.IsFinalized(rank)));
+                    else if (SilentSingleton.Find(state) is { } alone)
+                        Fail(alone);
                     break;
                 case JobEvent.Pmi(PmiRankInitialized i):
                     state.Initialized(i.Rank);
+                    if (ending is null && SilentSingleton.Find(state) is { } lone)
+                        Fail(lone);
                     timeline.Ranks[i.Rank].Initialized = timeline.At(i.At);
                     break;
                 case JobEvent.Pmi(PmiRankFinalized f):

@@ -20,10 +20,12 @@ public sealed record GuestImageSpec(IReadOnlyList<string> Executables, string Ag
     /// <summary>What each VM engine's guests need: virtio devices under qemu; under xen the
     /// netfront driver, and no hwloc plugins (a Xen clone's every byte is RAM of its own).
     /// Both carry libsfucx.so at its host path, which MPI ranks preload (the launcher sets
-    /// LD_PRELOAD to that path), so that MPI between clones finishes.</summary>
+    /// LD_PRELOAD to that path), so that MPI between clones finishes, and libsfinit.so, which every
+    /// rank preloads (a path missing in the guest would make ld.so complain in every process).</summary>
     public static GuestImageSpec ForEngine(string engine, IReadOnlyList<string> executables, string agentPath)
     {
-        IReadOnlyList<string> extra = NativeHelpers.Find(NativeHelpers.UcxProgressLibrary) is { } ucx ? [ucx] : [];
+        IReadOnlyList<string> extra = new[] { NativeHelpers.UcxProgressLibrary, NativeHelpers.InitCheckLibrary }
+            .Select(NativeHelpers.Find).OfType<string>().ToList();
         return engine switch
         {
             "xen" => new GuestImageSpec(executables, agentPath) { Modules = ["xen_netfront"], TopologyPlugins = false, ExtraFiles = extra },

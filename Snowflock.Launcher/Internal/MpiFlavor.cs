@@ -88,24 +88,50 @@ internal static class MpiFlavor
         string? nativeDirOverride, string baseDirectory, MpiScratch? scratch = null)
     {
         // Missing only in a half-built tree; the ranks then run as before, at -v it is said.
-        // SFRUN_UCX_PROGRESS=0 leaves it out: what bench/finalize compares against.
+        // SFRUN_UCX_PROGRESS=0 leaves it out: what bench/finalize compares against. Not for
+        // programs whose MPI the ELF does not show: libsfucx wraps read(), which costs a
+        // byte-at-a-time reader ~10% (dd bs=1, measured), and such programs are mostly not MPI.
         var wanted = library != MpiLibrary.None && Environment.GetEnvironmentVariable(UcxProgressSwitch) != "0";
         var progress = wanted ? NativeHelpers.Find(UcxProgressLibraryName, nativeDirOverride, baseDirectory, out _) : null;
         if (wanted && progress is null)
             Log.ForWarnEvent().Message("{Library} not found: MPI ranks over TCP may hang in MPI_Finalize; run scripts/setup", UcxProgressLibraryName)
                 .Property("EventName", "UcxProgressLibraryMissing").Log();
-        if (library != MpiLibrary.OpenMpi)
-            return new MpiSetup(library, new Dictionary<string, string>()) { Preload = progress };
-        var pmiLibrary = FindPmiLibrary(nativeDirOverride, baseDirectory, out var looked)
-            ?? throw new ProgramNotFoundException(
-                $"{executable}: links Open MPI (libmpi.so.40), which needs sfrun's {PmiLibraryName}, not found in {looked}; " +
-                $"run scripts/setup or set {NativeDirVariable} to the folder that holds it");
-        return new MpiSetup(library, new Dictionary<string, string>
+        // Every rank, whatever its program: python3 running mpi4py, env, nice or a script show no
+        // MPI in their ELF but exec one. libsfinit defines nothing but MPI_Init*, so a program
+        // that is not MPI pays one small library load (native/init/init.c says what it does).
+        var init = NativeHelpers.Find(InitCheckLibraryName, nativeDirOverride, baseDirectory, out _);
+        if (init is null)
+            Log.ForWarnEvent().Message("{Library} not found: an Open MPI program started through a script or interpreter runs as singletons; run scripts/setup",
+                    InitCheckLibraryName).Property("EventName", "InitCheckLibraryMissing").Log();
+        var preload = string.Join(':', new[] { progress, init }.OfType<string>());
+        var pmiLibrary = FindPmiLibrary(nativeDirOverride, baseDirectory, out var looked);
+        var variables = new Dictionary<string, string>();
+        var fluxJobId = NumericJobId(jobId).ToString();
+        if (library == MpiLibrary.OpenMpi)
         {
-            ["FLUX_JOB_ID"] = NumericJobId(jobId).ToString(),
-            ["FLUX_PMI_LIBRARY_PATH"] = pmiLibrary,
-        }, scratch) { Preload = progress };
+            if (pmiLibrary is null)
+                throw new ProgramNotFoundException(
+                    $"{executable}: links Open MPI (libmpi.so.40), which needs sfrun's {PmiLibraryName}, not found in {looked}; " +
+                    $"run scripts/setup or set {NativeDirVariable} to the folder that holds it");
+            variables["FLUX_JOB_ID"] = fluxJobId;
+            variables["FLUX_PMI_LIBRARY_PATH"] = pmiLibrary;
+        }
+        else if (pmiLibrary is not null && init is not null)
+        {
+            // Lent to Open MPI inside MPI_Init only: Open MPI's own mpirun, run from a rank,
+            // crashes on FLUX_JOB_ID (SIGSEGV, 4.1.4), so it must not sit in every environment.
+            variables[LentJobIdVariable] = fluxJobId;
+            variables[LentLibraryVariable] = pmiLibrary;
+        }
+        return new MpiSetup(library, variables, library == MpiLibrary.OpenMpi ? scratch : null)
+            { Preload = preload.Length > 0 ? preload : null };
     }
+
+    /// <summary>native/init, preloaded into every rank.</summary>
+    public const string InitCheckLibraryName = NativeHelpers.InitCheckLibrary;
+
+    /// <summary>FLUX_JOB_ID and FLUX_PMI_LIBRARY_PATH under the names libsfinit reads.</summary>
+    public const string LentJobIdVariable = "SFRUN_FLUX_JOB_ID", LentLibraryVariable = "SFRUN_FLUX_PMI_LIBRARY_PATH";
 
     /// <summary>libsfpmi.so, found by the same rule as every native helper (<see cref="NativeHelpers"/>).</summary>
     public static string? FindPmiLibrary(string? nativeDirOverride, string baseDirectory, out string looked) =>
@@ -140,11 +166,13 @@ internal sealed record MpiSetup(MpiLibrary Library, IReadOnlyDictionary<string, 
     {
         foreach (var (k, v) in Variables)
             env.TryAdd(k, v);
+        DialectEnvironment.AddTo(env);
         // After the user's own preloads: a PMPI tool's MPI_Finalize then still runs first and
         // reaches ours through PMPI_Finalize, which libsfucx wraps too.
         if (Preload is { } preload)
             env["LD_PRELOAD"] = env.TryGetValue("LD_PRELOAD", out var user) && user.Length > 0 ? user + ":" + preload : preload;
-        if (Library == MpiLibrary.OpenMpi && localRanks > processors)
+        // Not only where the ELF shows Open MPI: mpi4py's ranks spin as badly; MPICH never reads it.
+        if (Library != MpiLibrary.Mpich && localRanks > processors)
             env.TryAdd("OMPI_MCA_mpi_oversubscribe", "1");
         // Only when the user has chosen neither place: then the files are the user's to manage.
         if (Library == MpiLibrary.OpenMpi && !env.ContainsKey(SessionBase) && !env.ContainsKey(VaderBacking)
@@ -156,7 +184,8 @@ internal sealed record MpiSetup(MpiLibrary Library, IReadOnlyDictionary<string, 
         return env;
     }
 
-    /// <summary>libsfucx.so for MPI ranks (<see cref="MpiFlavor.UcxProgressLibraryName"/>); null for other programs.</summary>
+    /// <summary>What LD_PRELOAD gets after the user's own: libsfucx.so for MPI ranks
+    /// (<see cref="MpiFlavor.UcxProgressLibraryName"/>), then libsfinit.so for every rank; null if neither is built.</summary>
     public string? Preload { get; init; }
 
     private const string SessionBase = "OMPI_MCA_orte_tmpdir_base", VaderBacking = "OMPI_MCA_btl_vader_backing_directory";
