@@ -37,6 +37,10 @@ internal static class WarmVmMaster
         psi.Environment["SFWARM_PAD"] = new string('.', 4096);
         if (WarmProfile.PreloadList(WarmProfile.PathFor(executable)) is { Length: > 0 } preload)
             psi.Environment["SFWARM_PRELOAD"] = preload;
+        // The master serves many jobs and its clones cannot load anything more, so libsfucx goes
+        // in now, for any program (it acts only inside MPI_Finalize, see native/ucx/ucx.c).
+        if (NativeHelpers.Find(NativeHelpers.UcxProgressLibrary) is { } ucx)
+            library += ":" + ucx;
         psi.Environment["LD_PRELOAD"] = psi.Environment.TryGetValue("LD_PRELOAD", out var user) && user is { Length: > 0 } ? library + ":" + user : library;
         psi.Environment["SFWARM_LISTEN"] = socket;
         psi.Environment["SFWARM_LOG"] = log;

@@ -38,4 +38,7 @@ internal static class Repo
         File.Exists(path) ? path : throw new InvalidOperationException($"{path} is not built: run scripts/setup (needs MPICH's mpicc)");
 
     public const string Hydra = "/usr/bin/mpiexec.hydra";
+
+    /// <summary>native/ucx's library, which sfrun preloads into every MPI rank.</summary>
+    public static string UcxProgressLibrary => Built(Path.Combine(Root, "native", "build", "libsfucx.so"));
 }
