@@ -19,7 +19,14 @@ public sealed record RankStart(
     string Executable,
     IReadOnlyList<string> Arguments,
     IReadOnlyDictionary<string, string> Environment,
-    string WorkingDirectory);
+    string WorkingDirectory)
+{
+    /// <summary>The rank's end of a socket pair to the job's PMI server, for an engine whose ranks
+    /// can inherit an fd (<see cref="EnginePreparation.RanksInheritPmiFd"/>): the engine hands it
+    /// to the rank and sets <c>PMI_FD</c> to its number there; the environment then has no
+    /// <c>PMI_PORT</c>. Owned by the caller, which closes it once the rank has started.</summary>
+    public System.Net.Sockets.Socket? PmiSocket { get; init; }
+}
 
 /// <summary>A running rank: its standard streams, its end, and a way to signal it.</summary>
 public interface IRankProcess : IAsyncDisposable

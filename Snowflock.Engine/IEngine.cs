@@ -48,4 +48,9 @@ public sealed record EnginePreparation(System.Net.IPAddress PmiListenAddress, st
     /// <summary>Set when the clones live in a network of their own (<c>--isolate</c>): runs an
     /// action there, so that the PMI server's socket, made by it, is where clones can reach it.</summary>
     public Action<Action>? RunInClonesNetwork { get; init; }
+
+    /// <summary>True when every rank runs on sfrun's own host and inherits an fd: the launcher
+    /// then gives each rank a socket pair end (<see cref="RankStart.PmiSocket"/>, hydra's
+    /// <c>PMI_FD</c>) and opens no PMI listener at all.</summary>
+    public bool RanksInheritPmiFd { get; init; }
 }

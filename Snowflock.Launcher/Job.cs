@@ -94,10 +94,14 @@ public sealed class Job
             var appnum = resolved.SelectMany((b, i) => Enumerable.Repeat(i, b.Block.Ranks)).ToArray();
             var peerCheck = new PmiPeerCheck(total);
             pmi = new Pmi1Server(new PmiJobLayout($"kvs_{Id}", nodeOfRank, appnum) { Admission = peerCheck.Admit });
-            if (prep.RunInClonesNetwork is { } inClonesNetwork)
-                inClonesNetwork(() => pmi.Start(prep.PmiListenAddress));
-            else
-                pmi.Start(prep.PmiListenAddress);
+            // Ranks that inherit their PMI_FD need no listener; only VM guests (relayed by sfrun) dial one.
+            if (!prep.RanksInheritPmiFd)
+            {
+                if (prep.RunInClonesNetwork is { } inClonesNetwork)
+                    inClonesNetwork(() => pmi.Start(prep.PmiListenAddress));
+                else
+                    pmi.Start(prep.PmiListenAddress);
+            }
             if (_spec.Timeout is { } timeout)
                 _ = Task.Delay(timeout, stopIo.Token).ContinueWith(t => { if (!t.IsCanceled) _events.Writer.TryWrite(new JobEvent.TimedOut()); },
                     TaskScheduler.Default);
@@ -111,8 +115,14 @@ public sealed class Job
                 .ConfigureAwait(false);
             var ending = await SuperviseAsync(state, timeline, pmi.Events, startError).ConfigureAwait(false);
 
-            // Ranks are gone; their pipes close unless a grandchild holds them. Don't wait forever.
-            await Task.WhenAny(Task.WhenAll(pumps), Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None)).ConfigureAwait(false);
+            // Ranks are gone; their pipes close unless a grandchild holds them. Don't wait forever —
+            // but output still on its way to a slow reader (backpressure) is waited for while it moves.
+            var allPumped = Task.WhenAll(pumps);
+            for (var written = -1L; !allPumped.IsCompleted && output.Written != written;)
+            {
+                written = output.Written;
+                await Task.WhenAny(allPumped, Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None)).ConfigureAwait(false);
+            }
             if (_spec.TimelinePath is { } timelinePath)
                 WriteTimeline(timelinePath, timeline, ending);
             return new JobResult(ExitCodeRule.ExitCode(ending), ExitCodeRule.Report(ending, total), state.Exits());
@@ -185,21 +195,36 @@ public sealed class Job
                 var clone = clones[rank];
                 var node = clone.Identity.NodeId;
                 localRank[node] = localRank.GetValueOrDefault(node) + 1;
-                var wiring = RankEnvironment.For(prep.PmiHostForClones, pmi.LocalEndPoint.Port, rank, state.Count,
-                    localRank[node] - 1, localSize[node], blocks.IndexOf(block));
+                var wiring = prep.RanksInheritPmiFd
+                    ? RankEnvironment.ForInherited(rank, state.Count, localRank[node] - 1, localSize[node], blocks.IndexOf(block))
+                    : RankEnvironment.For(prep.PmiHostForClones, pmi.LocalEndPoint.Port, rank, state.Count,
+                        localRank[node] - 1, localSize[node], blocks.IndexOf(block));
                 IRankProcess process;
+                System.Net.Sockets.Socket? pmiSocket = null;
                 try
                 {
                     FaultInjection.BeforeRankStart(rank);
+                    pmiSocket = prep.RanksInheritPmiFd ? pmi.ConnectRank(rank) : null;
                     process = await clone.StartRankAsync(
                         new RankStart(rank, executable, block.Block.Arguments,
-                            block.Mpi.ApplyTo(envBuilder.For(block.Block, wiring), localSize[node], Environment.ProcessorCount), wdir), ct)
+                            block.Mpi.ApplyTo(envBuilder.For(block.Block, wiring), localSize[node], Environment.ProcessorCount), wdir)
+                            { PmiSocket = pmiSocket }, ct)
                         .ConfigureAwait(false);
                 }
                 catch (RankStartException e)
                 {
                     progress.Done();
                     return e.Message;
+                }
+                catch (System.Net.Sockets.SocketException e)
+                {
+                    progress.Done();
+                    return $"rank {rank}: cannot make its PMI connection: {e.Message}";
+                }
+                finally
+                {
+                    // The rank holds its own copy now (inherited, or sent to its warm master).
+                    pmiSocket?.Dispose();
                 }
                 peerCheck.RankStarted(rank, process.HostPid);
                 state.Started(process);

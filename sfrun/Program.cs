@@ -47,6 +47,8 @@ try
     LogSetup.Configure(invocation.Verbosity, Environment.GetEnvironmentVariable("SFRUN_LOG"));
 
     var spec = invocation.Job!;
+    // A job's fds (pipes and PMI of every rank) must not run into a soft limit of 1024; the ranks get it back.
+    FileDescriptorLimit.RaiseToHard();
     var job = new Job(spec, Console.OpenStandardInput(), Console.OpenStandardOutput(), Console.OpenStandardError());
     var registrations = new List<PosixSignalRegistration>();
     foreach (var signal in new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM, PosixSignal.SIGHUP, PosixSignal.SIGQUIT,

@@ -14,6 +14,19 @@ internal static partial class Posix
     [LibraryImport("libc", EntryPoint = "prctl", SetLastError = true)]
     private static partial int Prctl(int option, nuint arg2, nuint arg3, nuint arg4, nuint arg5);
 
+    [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
+    private static partial int Fcntl(int fd, int command, int arg);
+
+    private const int F_SETFD = 2, FD_CLOEXEC = 1;
+
+    /// <summary>Sets or clears close-on-exec on <paramref name="fd"/>.</summary>
+    /// <exception cref="IOException">fcntl failed (the fd is not open).</exception>
+    public static void SetCloseOnExec(int fd, bool on)
+    {
+        if (Fcntl(fd, F_SETFD, on ? FD_CLOEXEC : 0) != 0)
+            throw new IOException($"fcntl(F_SETFD) of fd {fd} failed: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+    }
+
     /// <summary>Sends a signal; false if the process no longer exists.</summary>
     public static bool TrySignal(int pid, int signal)
     {

@@ -35,13 +35,13 @@ internal static class LineForwarder
                 while (buffer.PositionOf((byte)'\n') is { } newline)
                 {
                     var end = buffer.GetPosition(1, newline);
-                    sink.Write(Frame(tag, midLine, buffer.Slice(0, end)));
+                    await sink.WriteAsync(Frame(tag, midLine, buffer.Slice(0, end)), ct).ConfigureAwait(false);
                     midLine = false;
                     buffer = buffer.Slice(end);
                 }
                 if (buffer.Length > 0 && (result.IsCompleted || buffer.Length >= MaxHeldLine))
                 {
-                    sink.Write(Frame(tag, midLine, buffer));
+                    await sink.WriteAsync(Frame(tag, midLine, buffer), ct).ConfigureAwait(false);
                     midLine = true;
                     buffer = buffer.Slice(buffer.End);
                 }

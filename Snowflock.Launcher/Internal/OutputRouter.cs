@@ -47,6 +47,8 @@ internal sealed class OutputRouter : IAsyncDisposable
         FileStream stream;
         try
         {
+            if (_options.CreateFolders)
+                Directory.CreateDirectory(Path.GetDirectoryName(path)!);
             stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.Read, 1, useAsync: false);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
@@ -55,6 +57,9 @@ internal sealed class OutputRouter : IAsyncDisposable
         }
         _files[path] = new OutputSink(stream, ownsStream: true);
     }
+
+    /// <summary>Bytes every sink has taken so far: while it grows, output is still moving.</summary>
+    public long Written => _stdout.Written + _stderr.Written + _files.Values.Sum(f => f.Written);
 
     public OutputSink StdoutOf(int rank) =>
         _options.StdoutPattern is { } p ? _files[Expand(p, rank)] : _stdout;

@@ -5,15 +5,19 @@ using System.Net.Sockets;
 namespace Snowflock.Mpi.Pmi;
 
 /// <summary>
-/// Who is on the other end of a loopback TCP connection. TCP has no SO_PEERCRED, but for a
-/// connection inside this host the kernel's socket table (/proc/net/tcp*) names the peer
-/// socket's owner uid and inode, and /proc/PID/fd says which process holds that inode.
+/// Who is on the other end of a TCP connection made inside this host (to any of its addresses,
+/// loopback or not). TCP has no SO_PEERCRED, but the kernel knows the peer socket's owner uid and
+/// inode (sock_diag; /proc/net/tcp* where that cannot be asked), and /proc/PID/fd says which
+/// process holds that inode. A connection from another host has no such socket here: null.
 /// </summary>
 public static class LoopbackPeer
 {
     /// <summary>The peer socket of the connection <paramref name="local"/>↔<paramref name="remote"/>
-    /// as seen from this end; null if the kernel table does not list it (not loopback, or gone).</summary>
-    public static (int Uid, long Inode)? Find(IPEndPoint local, IPEndPoint remote)
+    /// as seen from this end; null if the kernel knows no such socket on this host.</summary>
+    public static (int Uid, long Inode)? Find(IPEndPoint local, IPEndPoint remote) =>
+        Internal.SockDiag.Owner(remote, local) ?? FindInTable(local, remote);
+
+    private static (int Uid, long Inode)? FindInTable(IPEndPoint local, IPEndPoint remote)
     {
         // The peer's own row has local_address = our remote end, rem_address = our local end.
         var wantLocal = Hex(remote);

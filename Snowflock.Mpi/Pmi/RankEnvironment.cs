@@ -24,6 +24,18 @@ public static class RankEnvironment
         };
     }
 
+    /// <summary>The same for a rank that inherits its connection (hydra's PMI_FD + PMI_RANK +
+    /// PMI_SIZE): no PMI_PORT and no PMI_ID; the engine that hands the fd on sets PMI_FD.</summary>
+    public static IReadOnlyDictionary<string, string> ForInherited(int rank, int size, int localRank, int localSize, int appnum) =>
+        new Dictionary<string, string>
+        {
+            ["PMI_RANK"] = rank.ToString(),
+            ["PMI_SIZE"] = size.ToString(),
+            ["MPI_LOCALRANKID"] = localRank.ToString(),
+            ["MPI_LOCALNRANKS"] = localSize.ToString(),
+            ["MPI_APPNUM"] = appnum.ToString(),
+        };
+
     /// <summary>Names this module sets, so the launcher can drop stale ones inherited from a parent job.</summary>
     public static readonly IReadOnlyList<string> Inherited = ["PMI_FD", "PMI_PORT", "PMI_ID", "PMI_RANK", "PMI_SIZE",
         "MPI_LOCALRANKID", "MPI_LOCALNRANKS", "MPI_APPNUM", "PMI_SPAWNED"];

@@ -10,6 +10,8 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "nofile.h"
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -35,6 +37,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "sfwarm-exec: setsid failed: %s\n", strerror(errno));
         return 127;
     }
+    if (sfwarm_restore_nofile() != 0)
+        return 127;
     execv(argv[2], argv + 2);
     fprintf(stderr, "sfrun: cannot execute %s: %s\n", argv[2], strerror(errno));
     return 127;

@@ -12,10 +12,12 @@
  *   STATS  u32 jobs served, u32 live clones        listen mode only, right after HELLO
  * sfrun -> master
  *   FORK   u32 seq, i32 rank, str cwd, u32 count, count x str "NAME=VALUE"
- *          with exactly three fds (stdin, stdout, stderr) as SCM_RIGHTS on the frame's first byte;
+ *          with three fds (stdin, stdout, stderr) as SCM_RIGHTS on the frame's first byte;
  *          or four, the fourth an fd of the job's network namespace, when the environment holds
  *          SFWARM_ISOLATE="ADDRESS/PREFIX HOSTNAME PEER BRIDGE" (--isolate; taken out of the
- *          rank's environment)
+ *          rank's environment); then one more, the rank's end of its PMI socket pair, when the
+ *          environment holds PMI_FD (the clone keeps it open across exec and sets PMI_FD to the
+ *          number it arrived at)
  *
  * EOF from sfrun: the master SIGKILLs every clone it made, reaps them, and exits.
  *

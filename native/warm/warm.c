@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "isolate.h"
+#include "nofile.h"
 #include "profile.h"
 #include "protocol.h"
 
@@ -51,7 +52,8 @@ struct fork_request {
     char *cwd;
     char **env; /* NULL-terminated */
     size_t env_bytes; /* sum of strlen + 1 over env */
-    int fds[4]; /* stdin, stdout, stderr; with --isolate, the job's network namespace */
+    int fds[5]; /* stdin, stdout, stderr; with --isolate, the job's network namespace; then PMI_FD's */
+    int pmi_fd; /* the last of fds when the environment holds PMI_FD, else -1 */
 };
 
 static void fail(const char *call)
@@ -170,9 +172,9 @@ static int read_full(int fd, unsigned char *buf, size_t len)
     return 1;
 }
 
-/* Reads a frame header, collecting any fds sent with it (up to 4; more are closed). Returns 1 on
+/* Reads a frame header, collecting any fds sent with it (up to 5; more are closed). Returns 1 on
  * success, 0 on EOF or error. */
-static int read_header(int sock, uint32_t *len, uint32_t *type, int fds[4], int *nfds)
+static int read_header(int sock, uint32_t *len, uint32_t *type, int fds[5], int *nfds)
 {
     unsigned char hdr[8];
     size_t got = 0;
@@ -197,7 +199,7 @@ static int read_header(int sock, uint32_t *len, uint32_t *type, int fds[4], int 
             size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
             int *in = (int *)CMSG_DATA(c);
             for (size_t i = 0; i < count; i++) {
-                if (*nfds < 4)
+                if (*nfds < 5)
                     fds[(*nfds)++] = in[i];
                 else
                     close(in[i]);
@@ -263,7 +265,7 @@ static void free_request(struct fork_request *req)
         for (char **e = req->env; *e; e++)
             free(*e);
     free(req->env);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         if (req->fds[i] >= 0)
             close(req->fds[i]);
 }
@@ -374,6 +376,38 @@ static char **isolation_of(char **env)
     return NULL;
 }
 
+/* The PMI_FD entry of a clone's environment, or NULL: its fd came last with the FORK frame. */
+static char **pmi_fd_of(char **env)
+{
+    for (char **e = env; e && *e; e++)
+        if (strncmp(*e, "PMI_FD=", 7) == 0)
+            return e;
+    return NULL;
+}
+
+/* In the clone: the PMI fd stays open across a later exec (as hydra's PMI_FD does), and PMI_FD
+ * names the number it arrived at here, not sfrun's. */
+static void adopt_pmi_fd(struct fork_request *req)
+{
+    char **entry = pmi_fd_of(req->env);
+    if (!entry || req->pmi_fd < 0)
+        return;
+    if (fcntl(req->pmi_fd, F_SETFD, 0) != 0) {
+        fail("fcntl(PMI_FD, F_SETFD)");
+        _exit(127);
+    }
+    char value[32];
+    int n = snprintf(value, sizeof value, "PMI_FD=%d", req->pmi_fd);
+    char *copy = strdup(value);
+    if (n < 0 || !copy) {
+        fail("strdup(PMI_FD)");
+        _exit(127);
+    }
+    req->env_bytes = req->env_bytes - strlen(*entry) + (size_t)n;
+    free(*entry);
+    *entry = copy;
+}
+
 /* The signals sfrun forwards to ranks: an isolated clone relays them into its namespaces. */
 static const int relayed[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
 #define RELAYED_COUNT ((int)(sizeof relayed / sizeof relayed[0]))
@@ -409,6 +443,7 @@ static char **become_rank(struct fork_request *req, pid_t master)
     for (int i = 0; i < 3; i++)
         if (req->fds[i] > 2)
             close(req->fds[i]);
+    adopt_pmi_fd(req);
     char **isolation = isolation_of(req->env);
     if (isolation) {
         /* The rank's environment does not show it; the pad of the master's area makes room. */
@@ -442,7 +477,7 @@ static int serve_request(int j, pid_t master, char ***env)
 {
     int sock = jobs[j].fd;
     uint32_t len, type;
-    struct fork_request req = { .fds = { -1, -1, -1, -1 } };
+    struct fork_request req = { .fds = { -1, -1, -1, -1, -1 }, .pmi_fd = -1 };
     int nfds;
     if (!read_header(sock, &len, &type, req.fds, &nfds)) {
         free_request(&req);
@@ -466,8 +501,10 @@ static int serve_request(int j, pid_t master, char ***env)
         end_job(j);
         return 0;
     }
-    int ok = parse_fork(payload, len, &req) && (nfds == 3 || (nfds == 4 && isolation_of(req.env)));
+    int ok = parse_fork(payload, len, &req) && nfds == 3 + (isolation_of(req.env) != NULL) + (pmi_fd_of(req.env) != NULL);
     free(payload);
+    if (ok && pmi_fd_of(req.env))
+        req.pmi_fd = req.fds[nfds - 1];
     int32_t result;
     if (!ok) {
         fprintf(stderr, "sfwarm: protocol error: malformed fork request (%d fds)\n", nfds);
@@ -697,6 +734,8 @@ static int warm_main(int argc, char **argv, char **envp)
         path = listen_path;
     if (!path || !*path)
         return real_main(argc, argv, envp);
+    if (sfwarm_restore_nofile() != 0) /* before any clone: each inherits the master's limit */
+        _exit(126);
     if (listen_mode)
         detach(getenv("SFWARM_LOG"));
     sfwarm_preload(getenv("SFWARM_PRELOAD"));

@@ -56,8 +56,11 @@ public sealed class ProcessEngine : IEngine
                 master.Executables.Count, _warm is null ? "off" : "on")
             .Property("EventName", "EnginePrepared").Log();
         if (_network is { } network)
-            return Task.FromResult(new EnginePreparation(JobNetwork.Gateway, JobNetwork.Gateway.ToString()) { RunInClonesNetwork = network.Run });
-        return Task.FromResult(new EnginePreparation(IPAddress.Loopback, IPAddress.Loopback.ToString()));
+            return Task.FromResult(new EnginePreparation(JobNetwork.Gateway, JobNetwork.Gateway.ToString())
+                { RunInClonesNetwork = network.Run, RanksInheritPmiFd = true });
+        // Every rank is a local process: cold ones inherit their PMI_FD, warm ones (isolated too)
+        // receive it from the master with SCM_RIGHTS, so no rank needs a port anyone could dial.
+        return Task.FromResult(new EnginePreparation(IPAddress.Loopback, IPAddress.Loopback.ToString()) { RanksInheritPmiFd = true });
     }
 
     /// <summary>Connects to the warm VM's master for this job.</summary>

@@ -26,6 +26,11 @@ internal sealed partial class AgentChannel : IAsyncDisposable
     private readonly ConcurrentDictionary<ushort, GuestRankProcess> _ranks = new();
     private readonly ConcurrentDictionary<ushort, PmiRelayStream> _relays = new();
     private readonly Task _reader;
+    /// <summary>The port in the PMI_PORT the job gave its ranks: the only one a relay may be for
+    /// (0 until a rank started). A guest names the port it wants relayed; it must not pick any
+    /// other port on sfrun's loopback.</summary>
+    private volatile int _pmiPort;
+    private bool _saidRelayRefused;
     private TaskCompletionSource<string> _hello = NewWaiter<string>();
     private TaskCompletionSource<string> _identityAck = NewWaiter<string>();
 
@@ -41,6 +46,10 @@ internal sealed partial class AgentChannel : IAsyncDisposable
     }
 
     public string Name => _name;
+
+    /// <summary>Relays one guest may have open at once: a few per rank is plenty (MPICH opens
+    /// one); beyond that a guest is flooding, and each relay costs sfrun a socket.</summary>
+    public const int MaxRelays = 64;
 
     /// <summary>Completes when the channel ends (the guest stopped or the connection broke).</summary>
     public Task Closed => _reader;
@@ -84,6 +93,10 @@ internal sealed partial class AgentChannel : IAsyncDisposable
     /// <summary>Starts one rank in the guest, in slot <paramref name="slot"/> (unique per channel).</summary>
     public async Task<IRankProcess> StartRankAsync(ushort slot, RankStart start, CancellationToken ct)
     {
+        if (start.Environment.TryGetValue("PMI_PORT", out var pmiPort) && pmiPort.LastIndexOf(':') is var colon and >= 0
+            && int.TryParse(pmiPort.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var port)
+            && port is > 0 and <= 65535)
+            _pmiPort = port;
         var rank = new GuestRankProcess(this, slot, start.Rank, _name);
         if (!_ranks.TryAdd(slot, rank))
             throw new InvalidOperationException($"slot {slot} of {_name} is in use");
@@ -187,7 +200,7 @@ internal sealed partial class AgentChannel : IAsyncDisposable
                 rank.OnExit(new RankExit(code, signal == 0 ? null : signal));
                 break;
             case AgentFrameType.PmiOpen:
-                OpenRelay(header.Channel, (int)AgentFrame.U32(payload, 0));
+                await OpenRelayAsync(header.Channel, payload).ConfigureAwait(false);
                 break;
             case AgentFrameType.PmiData when _relays.TryGetValue(header.Channel, out var relay):
                 if (payload.Length == 0)
@@ -197,7 +210,8 @@ internal sealed partial class AgentChannel : IAsyncDisposable
                 }
                 else
                 {
-                    relay.FromGuest(payload.ToArray());
+                    // Waits while the relay's queue is full: the guest is held back, not buffered without bound.
+                    await relay.FromGuestAsync(payload.ToArray()).ConfigureAwait(false);
                 }
                 break;
             default:
@@ -207,9 +221,37 @@ internal sealed partial class AgentChannel : IAsyncDisposable
         }
     }
 
-    private void OpenRelay(ushort stream, int port)
+    /// <summary>Joins a new relay stream to the job's PMI server. What a guest may ask for is
+    /// narrow: the job's own PMI port, on a stream id not in use, within <see cref="MaxRelays"/>.
+    /// Anything else is this clone's protocol error: the stream is refused (closed at once) and
+    /// the channel goes on — one bad frame must not take down the clone's ranks.</summary>
+    private async ValueTask OpenRelayAsync(ushort stream, ReadOnlySequence<byte> payload)
     {
-        var relay = new PmiRelayStream(this, stream, new IPEndPoint(_pmiHost, port), _stop.Token);
+        string? refusal = null;
+        long port = payload.Length == 4 ? AgentFrame.U32(payload, 0) : -1;
+        if (port < 0)
+            refusal = $"PMI_OPEN payload of {payload.Length} bytes, not 4";
+        else if (_pmiPort == 0)
+            refusal = $"PMI_OPEN for port {port} before any rank was started";
+        else if (port != _pmiPort)
+            refusal = $"PMI_OPEN for port {port}, not the job's PMI port {_pmiPort}";
+        else if (stream == 0 || _relays.ContainsKey(stream))
+            refusal = $"PMI_OPEN on stream {stream}, which is not free";
+        else if (_relays.Count >= MaxRelays)
+            refusal = $"PMI_OPEN beyond {MaxRelays} open relays";
+        if (refusal is not null)
+        {
+            if (!_saidRelayRefused)
+            {
+                _saidRelayRefused = true;
+                Log.ForWarnEvent().Message("{Vm}: relay refused, guest protocol error: {Error}", _name, refusal)
+                    .Property("EventName", "AgentRelayRefused").Log();
+            }
+            if (stream != 0 && !_relays.ContainsKey(stream))
+                await SendAsync(AgentFrameType.PmiData, stream, ReadOnlyMemory<byte>.Empty, _stop.Token).ConfigureAwait(false);
+            return;
+        }
+        var relay = new PmiRelayStream(this, stream, new IPEndPoint(_pmiHost, (int)port), _stop.Token);
         if (!_relays.TryAdd(stream, relay))
         {
             relay.Dispose();

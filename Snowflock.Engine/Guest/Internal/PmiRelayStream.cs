@@ -13,7 +13,12 @@ namespace Snowflock.Engine.Guest.Internal;
 internal sealed class PmiRelayStream(AgentChannel channel, ushort id, IPEndPoint server, CancellationToken stop) : IDisposable
 {
     private readonly Socket _socket = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-    private readonly Channel<byte[]?> _toServer = Channel.CreateUnbounded<byte[]?>(new UnboundedChannelOptions { SingleReader = true });
+    /// <summary>Frames from the guest not yet sent on (each up to 64 KiB): when full, the channel's
+    /// reader waits, so a guest that floods a relay is slowed instead of filling sfrun's memory.</summary>
+    private const int QueuedFrames = 16;
+
+    private readonly Channel<byte[]?> _toServer = Channel.CreateBounded<byte[]?>(new BoundedChannelOptions(QueuedFrames)
+        { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
 
     public void Start(Action onEnded)
     {
@@ -38,9 +43,24 @@ internal sealed class PmiRelayStream(AgentChannel channel, ushort id, IPEndPoint
         }, CancellationToken.None);
     }
 
-    public void FromGuest(byte[] data) => _toServer.Writer.TryWrite(data);
+    public async ValueTask FromGuestAsync(byte[] data)
+    {
+        try
+        {
+            await _toServer.Writer.WriteAsync(data, stop).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is ChannelClosedException or OperationCanceledException)
+        {
+            // The relay ended (its server side closed): what the guest still sends goes nowhere.
+        }
+    }
 
-    public void GuestClosed() => _toServer.Writer.TryWrite(null);
+    public void GuestClosed()
+    {
+        // The end must get through even when the queue is full: complete instead of queueing.
+        if (!_toServer.Writer.TryWrite(null))
+            _toServer.Writer.TryComplete();
+    }
 
     private async Task PumpToServerAsync()
     {
@@ -55,6 +75,7 @@ internal sealed class PmiRelayStream(AgentChannel channel, ushort id, IPEndPoint
                 }
                 await _socket.SendAsync(data, SocketFlags.None, stop).ConfigureAwait(false);
             }
+            _socket.Shutdown(SocketShutdown.Send);
         }
         catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException)
         {

@@ -11,41 +11,87 @@ internal sealed class PmiDispatcher : IAsyncDisposable
 {
     private static readonly Logger Log = LogManager.GetLogger("Snowflock.Mpi.Pmi");
 
-    private readonly record struct Inbound(PmiSession Session, PmiParseResult Line, bool Eof);
+    /// <param name="Bind">Not a line: binds the session to this rank (a PMI_FD connection), posted
+    /// before its reader starts so the binding precedes every line.</param>
+    private readonly record struct Inbound(PmiSession Session, PmiParseResult Line, bool Eof, int Bind = -1);
+
+    /// <summary>Lines queued from all sessions: a session that floods waits for the dispatcher
+    /// instead of growing the queue without bound.</summary>
+    private const int InboundCapacity = 4096;
 
     private readonly PmiJobLayout _layout;
     private readonly ChannelWriter<PmiEvent> _events;
     private readonly CancellationToken _ct;
-    private readonly Channel<Inbound> _inbound = Channel.CreateUnbounded<Inbound>(new() { SingleReader = true });
+    private readonly Channel<Inbound> _inbound = Channel.CreateBounded<Inbound>(new BoundedChannelOptions(InboundCapacity)
+        { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
     private readonly KeyValueSpace _kvs;
     private readonly Dictionary<int, PmiSession> _ranks = [];
     private readonly HashSet<int> _inBarrier = [];
-    private readonly List<PmiSession> _sessions = [];
-    private readonly List<Task> _readers = [];
+    /// <summary>Sessions not yet closed, each with its reader; a closed one is disposed (its fd
+    /// freed) at once, not at the end of the job.</summary>
+    private readonly Dictionary<PmiSession, Task> _sessions = [];
     private readonly Task _loop;
     private int _barrierEpoch;
+    private int _openTcp;
+    private bool _disposing;
 
     public PmiDispatcher(PmiJobLayout layout, ChannelWriter<PmiEvent> events, CancellationToken ct)
     {
         _layout = layout;
         _events = events;
         _ct = ct;
-        _kvs = new KeyValueSpace(layout.KvsName, layout.MaxKeys);
+        _kvs = new KeyValueSpace(layout.KvsName, layout.MaxKeys, layout.MaxKvsBytesPerRank, layout.MaxKvsBytes);
         _kvs.TryPut("PMI_process_mapping", ProcessMapping.Format(layout.NodeOfRank), out _);
         _loop = Task.Run(LoopAsync, CancellationToken.None);
     }
 
-    public void Attach(PmiSession session)
+    public int OpenTcpSessions => Volatile.Read(ref _openTcp);
+
+    /// <summary>Starts reading <paramref name="session"/>; with <paramref name="rank"/> it is that
+    /// rank's from its first line on.</summary>
+    public void Attach(PmiSession session, int? rank)
     {
-        lock (_readers)
+        lock (_sessions)
         {
-            _sessions.Add(session);
-            _readers.Add(Task.Run(async () =>
+            if (_disposing)
             {
-                await session.ReadLinesAsync((s, line) => _inbound.Writer.WriteAsync(new Inbound(s, line, false), _ct), _ct)
-                    .ConfigureAwait(false);
-                _inbound.Writer.TryWrite(new Inbound(session, default, true));
-            }, CancellationToken.None));
+                session.Close();
+                _ = session.DisposeAsync().AsTask();
+                return;
+            }
+            if (session.IsTcp)
+                Interlocked.Increment(ref _openTcp);
+            if (rank is { } r && !_inbound.Writer.TryWrite(new Inbound(session, default, false, r)))
+            {
+                // The queue is full (a flood): binding must not wait here, so the reader posts it first.
+                _sessions[session] = Task.Run(async () =>
+                {
+                    await _inbound.Writer.WriteAsync(new Inbound(session, default, false, r), _ct).ConfigureAwait(false);
+                    await ReadAsync(session).ConfigureAwait(false);
+                }, CancellationToken.None);
+                return;
+            }
+            _sessions[session] = Task.Run(() => ReadAsync(session), CancellationToken.None);
+        }
+    }
+
+    private async Task ReadAsync(PmiSession session)
+    {
+        try
+        {
+            await session.ReadLinesAsync((s, line) => _inbound.Writer.WriteAsync(new Inbound(s, line, false), _ct), _ct)
+                .ConfigureAwait(false);
+        }
+        finally
+        {
+            // Waits for room like a line: the end must reach the loop, or the fd would stay.
+            try
+            {
+                await _inbound.Writer.WriteAsync(new Inbound(session, default, true), _ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ChannelClosedException)
+            {
+            }
         }
     }
 
@@ -56,7 +102,9 @@ internal sealed class PmiDispatcher : IAsyncDisposable
             await foreach (var item in _inbound.Reader.ReadAllAsync(_ct).ConfigureAwait(false))
             {
                 if (item.Eof)
-                    OnClosed(item.Session);
+                    await OnClosedAsync(item.Session).ConfigureAwait(false);
+                else if (item.Bind >= 0)
+                    Bind(item.Session, item.Bind);
                 else if (item.Session.Rejected)
                     continue; // lines queued before the rejection must not act
                 else if (!item.Line.Ok)
@@ -70,12 +118,34 @@ internal sealed class PmiDispatcher : IAsyncDisposable
         }
     }
 
-    private void OnClosed(PmiSession session)
+    private void Bind(PmiSession session, int rank)
+    {
+        if (_ranks.TryGetValue(rank, out var other) && !other.Closed)
+        {
+            // A TCP peer took the rank first: the rank's own fd wins, the other one is cut off.
+            other.Rejected = true;
+            other.Close();
+            Log.ForWarnEvent().Message("PMI connection from {Peer} held rank {Rank}; cut off for the rank's own PMI_FD", other.Peer, rank)
+                .Property("EventName", "PmiRankTakenBack").Log();
+        }
+        session.Rank = rank;
+        _ranks[rank] = session;
+    }
+
+    private async ValueTask OnClosedAsync(PmiSession session)
     {
         if (session.Rank >= 0 && _ranks.TryGetValue(session.Rank, out var bound) && bound == session)
             Log.ForDebugEvent().Message("rank {Rank} closed its PMI connection (finalized: {Finalized})", session.Rank, session.Finalized)
                 .Property("EventName", "PmiClosed").Log();
         session.Close();
+        lock (_sessions)
+        {
+            if (!_sessions.Remove(session))
+                return;
+            if (session.IsTcp)
+                Interlocked.Decrement(ref _openTcp);
+        }
+        await session.DisposeAsync().ConfigureAwait(false);
     }
 
     /// <summary>A bad line from a rank of this job fails the job; from an unidentified peer it only
@@ -170,7 +240,8 @@ internal sealed class PmiDispatcher : IAsyncDisposable
             await RejectAsync(s, $"a second connection claims to be rank {rank}").ConfigureAwait(false);
             return;
         }
-        if (_layout.Admission is { } admit && s.Local is { } local && s.Remote is { } remote && admit(local, remote, rank) is { } refusal)
+        if (_layout.Admission is { } admit && s.IsTcp && (s.Local is not { } local || s.Remote is not { } remote
+                ? "its addresses are unknown" : admit(local, remote, rank)) is { } refusal)
         {
             await RejectAsync(s, $"connection claiming rank {rank} refused: {refusal}").ConfigureAwait(false);
             return;
@@ -195,7 +266,7 @@ internal sealed class PmiDispatcher : IAsyncDisposable
             await RejectAsync(s, "put without key or value").ConfigureAwait(false);
             return;
         }
-        if (!_kvs.TryPut(key, value, out var error))
+        if (!_kvs.TryPut(key, value, out var error, s.Rank))
         {
             await RejectAsync(s, $"put refused: {error}").ConfigureAwait(false);
             return;
@@ -234,19 +305,20 @@ internal sealed class PmiDispatcher : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        _inbound.Writer.TryComplete();
-        Task[] readers;
-        PmiSession[] sessions;
-        lock (_readers)
+        KeyValuePair<PmiSession, Task>[] sessions;
+        lock (_sessions)
         {
-            readers = [.. _readers];
+            _disposing = true;
             sessions = [.. _sessions];
         }
-        foreach (var s in sessions)
+        foreach (var (s, _) in sessions)
             s.Close();
-        await Task.WhenAll(readers).ConfigureAwait(false);
+        // Readers may be waiting for room in the queue; the server's token (cancelled before this)
+        // releases them, and the loop ends with it.
+        await Task.WhenAll(sessions.Select(kv => kv.Value)).ConfigureAwait(false);
+        _inbound.Writer.TryComplete();
         await _loop.ConfigureAwait(false);
-        foreach (var s in sessions)
+        foreach (var (s, _) in sessions)
             await s.DisposeAsync().ConfigureAwait(false);
     }
 }

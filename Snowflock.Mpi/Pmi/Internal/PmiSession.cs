@@ -11,26 +11,39 @@ internal sealed class PmiSession : IAsyncDisposable
     private readonly Socket _socket;
     private readonly NetworkStream _stream;
 
-    public PmiSession(Socket socket)
+    private int _rank = -1;
+    private volatile bool _closed;
+
+    /// <param name="tcp">A TCP connection (PMI_PORT), which must identify itself and pass the
+    /// admission check; else one end of a socket pair that is a rank's from the start.</param>
+    public PmiSession(Socket socket, string peer, bool tcp)
     {
         _socket = socket;
         _stream = new NetworkStream(socket, ownsSocket: true);
-        Local = socket.LocalEndPoint as System.Net.IPEndPoint;
-        Remote = socket.RemoteEndPoint as System.Net.IPEndPoint;
-        Peer = Remote?.ToString() ?? "unknown peer";
+        IsTcp = tcp;
+        Local = tcp ? socket.LocalEndPoint as System.Net.IPEndPoint : null;
+        Remote = tcp ? socket.RemoteEndPoint as System.Net.IPEndPoint : null;
+        Peer = peer;
     }
 
     public string Peer { get; }
+    public bool IsTcp { get; }
     public System.Net.IPEndPoint? Local { get; }
     public System.Net.IPEndPoint? Remote { get; }
 
-    /// <summary>Rank this connection identified as with <c>initack</c>; -1 until then.</summary>
-    public int Rank { get; set; } = -1;
+    /// <summary>Rank this connection is: bound at creation (PMI_FD) or by <c>initack</c>; -1 until then.
+    /// Written by the dispatcher only; read also by the identify timer.</summary>
+    public int Rank
+    {
+        get => Volatile.Read(ref _rank);
+        set => Volatile.Write(ref _rank, value);
+    }
+
     public bool Finalized { get; set; }
 
     /// <summary>Set when the server refused this connection; whatever it sent after is ignored.</summary>
     public bool Rejected { get; set; }
-    public bool Closed { get; private set; }
+    public bool Closed => _closed;
 
     /// <summary>Reads lines until EOF, an over-long line, or cancellation, handing each to <paramref name="onLine"/>.</summary>
     public async Task ReadLinesAsync(Func<PmiSession, PmiParseResult, ValueTask> onLine, CancellationToken ct)
@@ -80,7 +93,7 @@ internal sealed class PmiSession : IAsyncDisposable
     /// <summary>Sends reply lines; a rank that is already gone is not an error of the server.</summary>
     public async ValueTask SendAsync(byte[] bytes, CancellationToken ct)
     {
-        if (Closed)
+        if (_closed)
             return;
         try
         {
@@ -88,13 +101,13 @@ internal sealed class PmiSession : IAsyncDisposable
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
         {
-            Closed = true;
+            _closed = true;
         }
     }
 
     public void Close()
     {
-        Closed = true;
+        _closed = true;
         try
         {
             _socket.Shutdown(SocketShutdown.Both);
@@ -106,7 +119,7 @@ internal sealed class PmiSession : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        Closed = true;
+        _closed = true;
         await _stream.DisposeAsync().ConfigureAwait(false);
     }
 }

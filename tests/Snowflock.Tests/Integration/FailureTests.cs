@@ -103,13 +103,12 @@ public sealed class ProtocolViolationTests
     public async Task A_rank_sending_a_malformed_PMI_line_fails_the_job_with_255()
     {
         var tag = Leaks.NewTag();
-        // Rank 1 identifies itself properly, then sends a line that is not PMI; rank 0 just waits.
+        // Rank 1 starts properly on its inherited PMI_FD, then sends a line that is not PMI; rank 0 just waits.
         const string rank = """
             import os, socket, time
             if os.environ['PMI_RANK'] == '1':
-                host, port = os.environ['PMI_PORT'].rsplit(':', 1)
-                s = socket.create_connection((host, int(port)))
-                s.sendall(b'cmd=initack pmiid=' + os.environ['PMI_ID'].encode() + b'\n')
+                s = socket.socket(fileno=int(os.environ['PMI_FD']))
+                s.sendall(b'cmd=init pmi_version=1 pmi_subversion=1\n')
                 s.recv(200)
                 s.sendall(b'this is not pmi\n')
             time.sleep(60)
@@ -132,7 +131,7 @@ public sealed class ProtocolViolationTests
             Assert.Equal(0, r.ExitCode);
             Assert.Equal("", r.Err);
             var text = await File.ReadAllTextAsync(log);
-            Assert.Contains("PMI server listening on", text);
+            Assert.Contains("2 ranks started", text);
             Assert.Contains("torn down", text);
         }
         finally

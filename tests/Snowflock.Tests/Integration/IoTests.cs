@@ -92,7 +92,7 @@ public sealed class IoTests
         Assert.Equal(0, none.ExitCode);
         Assert.Contains("SF_SET=s", none.OutLines);
         Assert.DoesNotContain(none.OutLines, l => l.StartsWith("SF_KEEP=", StringComparison.Ordinal) || l.StartsWith("SF_DROP=", StringComparison.Ordinal));
-        Assert.Contains(none.OutLines, l => l.StartsWith("PMI_PORT=", StringComparison.Ordinal));
+        Assert.Contains(none.OutLines, l => l.StartsWith("PMI_FD=", StringComparison.Ordinal));
 
         var listed = await CommandRun.RunAsync(Repo.Sfrun, ["-genvlist", "SF_KEEP,PATH", "-np", "1", "/usr/bin/env"], env: env);
         Assert.Contains("SF_KEEP=k", listed.OutLines);

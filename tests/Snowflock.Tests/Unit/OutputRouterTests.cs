@@ -46,9 +46,9 @@ public sealed class OutputRouterTests : IDisposable
         var stderr = new MemoryStream();
         await using (var router = await OutputRouter.OpenAsync(new OutputOptions(), 2, stdout, stderr))
         {
-            router.StdoutOf(0).Write("o0\n"u8.ToArray());
-            router.StdoutOf(1).Write("o1\n"u8.ToArray());
-            router.StderrOf(1).Write("e1\n"u8.ToArray());
+            await router.StdoutOf(0).WriteAsync("o0\n"u8.ToArray(), default);
+            await router.StdoutOf(1).WriteAsync("o1\n"u8.ToArray(), default);
+            await router.StderrOf(1).WriteAsync("e1\n"u8.ToArray(), default);
             Assert.Same(router.StdoutOf(0), router.StdoutOf(1));
             Assert.NotSame(router.StdoutOf(0), router.StderrOf(0));
         }
@@ -66,9 +66,9 @@ public sealed class OutputRouterTests : IDisposable
         {
             // Every file exists as soon as the router is open, before any output.
             Assert.True(File.Exists(Path.Combine(_dir, "out.1")));
-            router.StdoutOf(0).Write("zero\n"u8.ToArray());
-            router.StdoutOf(1).Write("one\n"u8.ToArray());
-            router.StderrOf(1).Write("oops\n"u8.ToArray());
+            await router.StdoutOf(0).WriteAsync("zero\n"u8.ToArray(), default);
+            await router.StdoutOf(1).WriteAsync("one\n"u8.ToArray(), default);
+            await router.StderrOf(1).WriteAsync("oops\n"u8.ToArray(), default);
         }
         Assert.Equal("zero\n", File.ReadAllText(Path.Combine(_dir, "out.0")));
         Assert.Equal("one\n", File.ReadAllText(Path.Combine(_dir, "out.1")));
@@ -83,8 +83,8 @@ public sealed class OutputRouterTests : IDisposable
         await using (var router = await OutputRouter.OpenAsync(options, 3, Stream.Null, Stream.Null))
         {
             Assert.Same(router.StdoutOf(0), router.StdoutOf(2));
-            router.StdoutOf(0).Write("a\n"u8.ToArray());
-            router.StdoutOf(2).Write("b\n"u8.ToArray());
+            await router.StdoutOf(0).WriteAsync("a\n"u8.ToArray(), default);
+            await router.StdoutOf(2).WriteAsync("b\n"u8.ToArray(), default);
         }
         Assert.Equal("a\nb\n", File.ReadAllText(Path.Combine(_dir, "all.log")));
     }
@@ -95,7 +95,7 @@ public sealed class OutputRouterTests : IDisposable
         var path = Path.Combine(_dir, "out.0");
         File.WriteAllText(path, "old content that is longer\n");
         await using (var router = await OutputRouter.OpenAsync(new OutputOptions { StdoutPattern = Path.Combine(_dir, "out.%r") }, 1, Stream.Null, Stream.Null))
-            router.StdoutOf(0).Write("new\n"u8.ToArray());
+            await router.StdoutOf(0).WriteAsync("new\n"u8.ToArray(), default);
         Assert.Equal("new\n", File.ReadAllText(path));
     }
 
@@ -107,7 +107,7 @@ public sealed class OutputRouterTests : IDisposable
         var target = new MemoryStream();
         var sink = new OutputSink(target, ownsStream: false);
         for (var i = 0; i < 1000; i++)
-            sink.Write(Encoding.ASCII.GetBytes($"{i}\n"));
+            await sink.WriteAsync(Encoding.ASCII.GetBytes($"{i}\n"), default);
         await sink.DisposeAsync();
         Assert.Equal(string.Concat(Enumerable.Range(0, 1000).Select(i => $"{i}\n")), Encoding.ASCII.GetString(target.ToArray()));
         Assert.True(target.CanWrite);
@@ -118,7 +118,7 @@ public sealed class OutputRouterTests : IDisposable
     {
         var target = new MemoryStream();
         var sink = new OutputSink(target, ownsStream: true);
-        sink.Write("x"u8.ToArray());
+        await sink.WriteAsync("x"u8.ToArray(), default);
         await sink.DisposeAsync();
         Assert.False(target.CanWrite);
     }
@@ -128,8 +128,8 @@ public sealed class OutputRouterTests : IDisposable
     {
         var target = new BrokenPipeStream();
         var sink = new OutputSink(target, ownsStream: false);
-        sink.Write("lost\n"u8.ToArray());
-        sink.Write(new byte[100_000]);
+        await sink.WriteAsync("lost\n"u8.ToArray(), default);
+        await sink.WriteAsync(new byte[100_000], default);
         await sink.DisposeAsync();
         Assert.True(sink.Broken);
     }

@@ -17,7 +17,7 @@ internal sealed class ProcessClone(CloneIdentity identity, WarmMasters? warm, St
     public async Task<IRankProcess> StartRankAsync(RankStart start, CancellationToken ct)
     {
         ct.ThrowIfCancellationRequested();
-        start = start with { Environment = hints.ApplyTo(start.Environment) };
+        start = start with { Environment = WithPmiFd(hints.ApplyTo(start.Environment), start.PmiSocket) };
         IRankProcess rank;
         if (network is not null)
         {
@@ -37,6 +37,20 @@ internal sealed class ProcessClone(CloneIdentity identity, WarmMasters? warm, St
         return rank;
     }
 
+    /// <summary>With a PMI socket the rank finds the server by PMI_FD, as under hydra: the number
+    /// is the fd's in sfrun, which a cold rank inherits as is and a warm master rewrites to the
+    /// number it received the fd at. PMI_PORT and PMI_ID would only name a listener.</summary>
+    private static IReadOnlyDictionary<string, string> WithPmiFd(IReadOnlyDictionary<string, string> env, System.Net.Sockets.Socket? pmi)
+    {
+        if (pmi is null)
+            return env;
+        var wired = new Dictionary<string, string>(env);
+        wired.Remove("PMI_PORT");
+        wired.Remove("PMI_ID");
+        wired["PMI_FD"] = pmi.Handle.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return wired;
+    }
+
     private async Task<LocalRankProcess> StartColdAsync(RankStart start)
     {
         var psi = ColdStarter.StartInfo(start.Executable, start.Arguments);
@@ -48,11 +62,13 @@ internal sealed class ProcessClone(CloneIdentity identity, WarmMasters? warm, St
         psi.Environment.Clear();
         foreach (var (name, value) in start.Environment)
             psi.Environment[name] = value;
+        if (ColdStarter.Guarded)
+            FileDescriptorLimit.PassOn(psi.Environment);
 
         SysProcess process;
         try
         {
-            process = await ColdStarter.StartAsync(psi).ConfigureAwait(false)
+            process = await ColdStarter.StartAsync(psi, start.PmiSocket is { } pmi ? (int)pmi.Handle : -1).ConfigureAwait(false)
                 ?? throw new RankStartException($"rank {start.Rank}: {start.Executable} did not start");
         }
         catch (Win32Exception e)

@@ -81,6 +81,7 @@ internal sealed class WarmMaster : IAsyncDisposable
             psi.Environment["LD_PRELOAD"] = environment.TryGetValue("LD_PRELOAD", out var user) && user.Length > 0
                 ? library + ":" + user : library;
             psi.Environment["SFWARM_SOCKET"] = socketPath;
+            FileDescriptorLimit.PassOn(psi.Environment);
             try
             {
                 process = SysProcess.Start(psi) ?? throw new WarmUnavailableException("the master did not start");
@@ -286,9 +287,13 @@ internal sealed class WarmMaster : IAsyncDisposable
                 if (_closed)
                     throw new RankStartException(_vm is null ? $"rank {start.Rank}: the warm master of {_executable} is gone"
                         : $"rank {start.Rank}: warm VM '{_vm}' (pid {_pid}) is gone");
-                WarmSyscalls.SendWithFds(_connection, frame, jobNetwork is { } net
-                    ? [stdin.Read, stdout.Write, stderr.Write, net]
-                    : [stdin.Read, stdout.Write, stderr.Write]);
+                // protocol.h: stdio, then the job's network namespace (--isolate), then the PMI fd.
+                List<int> fds = [stdin.Read, stdout.Write, stderr.Write];
+                if (jobNetwork is { } net)
+                    fds.Add(net);
+                if (start.PmiSocket is { } pmi)
+                    fds.Add((int)pmi.Handle);
+                WarmSyscalls.SendWithFds(_connection, frame, [.. fds]);
             }
         }
         catch (Exception e)
