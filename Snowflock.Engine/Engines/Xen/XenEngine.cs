@@ -273,7 +273,7 @@ public sealed class XenEngine : IEngine
     private void StartListener()
     {
         var net = _net!;
-        _listener = new TcpListener(IPAddress.Any, net.ControlPort ?? 0);
+        _listener = new TcpListener(net.ListenAddress(), net.ControlPort ?? 0);
         _listener.Start();
         net.BindPort(((IPEndPoint)_listener.LocalEndpoint).Port);
         _accepting = AcceptAsync(_listener);
@@ -292,9 +292,19 @@ public sealed class XenEngine : IEngine
             {
                 return;
             }
-            _ = AdmitAsync(client);
+            // Unauthenticated connections are bounded: once every clone has said HELLO nobody else
+            // may, and no more than a few may wait to say it at once (a stalled HELLO costs an fd).
+            if (_pending.IsEmpty || !_admitting.Wait(0))
+            {
+                client.Dispose();
+                continue;
+            }
+            _ = AdmitAsync(client).ContinueWith(_ => _admitting.Release(), TaskScheduler.Default);
         }
     }
+
+    private readonly SemaphoreSlim _admitting = new(MaxAdmitting);
+    private const int MaxAdmitting = 64;
 
     /// <summary>A connection is a clone only if its first frame is HELLO with the token dom0 gave
     /// that clone; anything else is closed.</summary>
@@ -304,7 +314,7 @@ public sealed class XenEngine : IEngine
         {
             client.NoDelay = true;
             using var first = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-            first.CancelAfter(TimeSpan.FromSeconds(30));
+            first.CancelAfter(TimeSpan.FromSeconds(10));
             var stream = client.GetStream();
             var hello = await AgentFrame.ReadOneAsync(stream, first.Token);
             var token = hello is ({ Type: AgentFrameType.Hello }, var payload)

@@ -35,6 +35,28 @@ internal sealed class XenNetwork
     /// <summary>ADDRESS:PORT the clones connect to.</summary>
     public string Control => $"{_controlHost}:{ControlPort}";
 
+    /// <summary>Where sfrun's control listener binds: the control address itself when this host
+    /// has it (the bridge's address in dom0, or the head node's), else loopback — the address is
+    /// then translated to this host (QEMU's user network maps 10.0.2.2 to its loopback). Never
+    /// every interface: only the job's domUs have any business connecting.</summary>
+    public IPAddress ListenAddress() => ListenAddressFor(_controlHost,
+        System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces().SelectMany(n => n.GetIPProperties().UnicastAddresses).Select(u => u.Address));
+
+    internal static IPAddress ListenAddressFor(string controlHost, IEnumerable<IPAddress> localAddresses)
+    {
+        IPAddress[] candidates;
+        try
+        {
+            candidates = IPAddress.TryParse(controlHost, out var ip) ? [ip] : System.Net.Dns.GetHostAddresses(controlHost);
+        }
+        catch (System.Net.Sockets.SocketException)
+        {
+            return IPAddress.Loopback;
+        }
+        var local = localAddresses.ToHashSet();
+        return candidates.FirstOrDefault(local.Contains) ?? IPAddress.Loopback;
+    }
+
     /// <summary>Records the port sfrun's listener got.</summary>
     public void BindPort(int port) => ControlPort = port;
 
