@@ -233,7 +233,7 @@ public sealed class Job
                 var tag = _spec.Output.TagLines ? LineForwarder.TagFor(rank) : null;
                 pumps.Add(LineForwarder.ForwardAsync(process.StandardOutput, output.StdoutOf(rank), tag, ioToken));
                 pumps.Add(LineForwarder.ForwardAsync(process.StandardError, output.StderrOf(rank), tag, ioToken));
-                if (rank == 0)
+                if (rank == _spec.StdinRank)
                     // Not awaited at teardown: a read of sfrun's own stdin (a terminal, an open pipe)
                     // cannot be cancelled, and the job must not wait for input that never comes.
                     _ = StdinForwarder.ForwardAsync(_stdin, process.StandardInput, ioToken);

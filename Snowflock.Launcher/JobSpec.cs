@@ -53,6 +53,15 @@ public sealed record JobSpec
     /// <summary>Ends the job (exit code 255 like hydra's MPIEXEC_TIMEOUT) after this long; null: never.</summary>
     public TimeSpan? Timeout { get; init; }
 
+    /// <summary><c>--bind-to</c>: what each rank is pinned to (<see cref="Placement.CpuBinding"/>).</summary>
+    public Placement.BindingPolicy Binding { get; init; }
+
+    /// <summary><c>--report-bindings</c>: say where each rank is bound, as Open MPI does.</summary>
+    public bool ReportBindings { get; init; }
+
+    /// <summary><c>--stdin</c>: the rank that reads sfrun's stdin; null: none. Default 0, as both launchers.</summary>
+    public int? StdinRank { get; init; } = 0;
+
     public int TotalRanks => Blocks.Sum(b => b.Ranks);
 }
 
@@ -88,4 +97,16 @@ public sealed record OutputOptions
 
     /// <summary><c>-errfile-pattern</c>: per-rank stderr file; <c>%r</c> is the rank.</summary>
     public string? StderrPattern { get; init; }
+
+    /// <summary>Make the folders the patterns name (<c>--output-filename DIR</c>: DIR/1/rank.N/ as Open MPI).</summary>
+    public bool CreateFolders { get; init; }
+
+    /// <summary><c>--output-filename DIR</c>: rank r's stdout and stderr in DIR/1/rank.r/stdout and stderr, Open MPI's layout
+    /// ("1" is the job's number there); null leaves the options as they are.</summary>
+    public OutputOptions WithOutputDirectory(string? dir) => dir is null ? this : this with
+    {
+        StdoutPattern = Path.Combine(Path.GetFullPath(dir), "1", "rank.%r", "stdout"),
+        StderrPattern = Path.Combine(Path.GetFullPath(dir), "1", "rank.%r", "stderr"),
+        CreateFolders = true,
+    };
 }

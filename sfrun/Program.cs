@@ -44,9 +44,23 @@ try
         Console.Out.WriteLine(HelpText.Version);
         return 0;
     }
+    if (invocation.Info)
+    {
+        Console.Out.Write(JobDisplay.Info());
+        return 0;
+    }
     LogSetup.Configure(invocation.Verbosity, Environment.GetEnvironmentVariable("SFRUN_LOG"));
 
     var spec = invocation.Job!;
+    // mpirun prints these before the ranks start: the allocation and the map on stdout, the bindings on stderr.
+    if (invocation.DisplayAllocation)
+        Console.Out.Write(JobDisplay.Allocation(spec));
+    if (invocation.DisplayMap)
+        Console.Out.Write(JobDisplay.Map(spec));
+    Console.Out.Flush();
+    if (spec.ReportBindings)
+        foreach (var line in JobDisplay.Bindings(spec))
+            stderr.WriteLine(line);
     // A job's fds (pipes and PMI of every rank) must not run into a soft limit of 1024; the ranks get it back.
     FileDescriptorLimit.RaiseToHard();
     var job = new Job(spec, Console.OpenStandardInput(), Console.OpenStandardOutput(), Console.OpenStandardError());

@@ -47,6 +47,8 @@ internal sealed class OutputRouter : IAsyncDisposable
         FileStream stream;
         try
         {
+            if (_options.CreateFolders)
+                Directory.CreateDirectory(Path.GetDirectoryName(path)!);
             stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.Read, 1, useAsync: false);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)

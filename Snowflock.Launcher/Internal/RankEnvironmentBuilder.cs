@@ -9,10 +9,12 @@ internal sealed class RankEnvironmentBuilder
 {
     private readonly Dictionary<string, string> _base = new(StringComparer.Ordinal);
     private readonly JobSpec _spec;
+    private readonly Placement.CpuBinding? _binding;
 
     public RankEnvironmentBuilder(JobSpec spec, IDictionary current)
     {
         _spec = spec;
+        _binding = spec.Binding == Placement.BindingPolicy.None ? null : new Placement.CpuBinding(spec.Binding);
         foreach (DictionaryEntry e in current)
         {
             var name = (string)e.Key;
@@ -27,7 +29,7 @@ internal sealed class RankEnvironmentBuilder
         }
         // A job started from inside another MPI job (or a Flux/PMIx allocation) must not join the
         // outer job's process manager; what the user sets explicitly below still wins.
-        foreach (var stale in _base.Keys.Where(RankEnvironment.IsStaleWiring).ToList())
+        foreach (var stale in _base.Keys.Where(k => RankEnvironment.IsStaleWiring(k) || k == Placement.CpuBinding.Variable).ToList())
             _base.Remove(stale);
         foreach (var (k, v) in spec.GlobalEnvironment)
             _base[k] = v;
@@ -43,6 +45,10 @@ internal sealed class RankEnvironmentBuilder
             env[k] = v;
         foreach (var (k, v) in wiring)
             env[k] = v;
+        // Bound per host, by local rank, as mpirun does; the rank pins itself (CpuBinding says how).
+        if (_binding is not null && wiring.TryGetValue("MPI_LOCALRANKID", out var local)
+            && _binding.VariableFor(int.Parse(local, System.Globalization.CultureInfo.InvariantCulture)) is { } cpus)
+            env[Placement.CpuBinding.Variable] = cpus;
         return env;
     }
 }

@@ -20,10 +20,13 @@
  * inside a rank (mpirun, which sets PMIX_NAMESPACE; mpiexec, which sets its own PMI_SIZE) is
  * judged against that launcher's size or not at all. SFRUN_SINGLETON_CHECK=0 turns the check off.
  *
- * Only MPI_Init, MPI_Init_thread and their PMPI_ names are defined here: a program that never
- * calls them runs exactly as without the library (nothing runs at load time).
+ * Only MPI_Init, MPI_Init_thread and their PMPI_ names are defined here, and one constructor:
+ * with --bind-to, sfrun puts the rank's CPUs in SFRUN_CPUS and the constructor pins the process to
+ * them before main() (a warm clone never runs constructors: libsfwarm does the same there).
+ * Without SFRUN_CPUS a program that never calls MPI_Init runs exactly as without the library.
  */
 #include <dlfcn.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,6 +121,43 @@ static void refuse_singleton(int foreign)
             rank, (int)getpid(), got, got == 1 ? "" : "s", want);
     fflush(stderr);
     _exit(1);
+}
+
+/* SFRUN_CPUS, a kernel cpulist ("0,2-3"), into a mask; 0 if it is not one. */
+static int parse_cpus(const char *list, cpu_set_t *set)
+{
+    CPU_ZERO(set);
+    for (const char *p = list; *p;) {
+        char *end;
+        long from = strtol(p, &end, 10), to = from;
+        if (end == p || from < 0 || from >= CPU_SETSIZE)
+            return 0;
+        if (*end == '-') {
+            p = end + 1;
+            to = strtol(p, &end, 10);
+            if (end == p || to < from || to >= CPU_SETSIZE)
+                return 0;
+        }
+        for (long c = from; c <= to; c++)
+            CPU_SET((int)c, set);
+        if (*end == ',')
+            end++;
+        else if (*end != '\0')
+            return 0;
+        p = end;
+    }
+    return CPU_COUNT(set) > 0;
+}
+
+/* A warm master (SFWARM_SOCKET, or SFWARM_LISTEN for a warm VM's) is no rank: each clone is pinned by libsfwarm as it becomes one. */
+__attribute__((constructor)) static void sfinit_bind(void)
+{
+    const char *list = getenv("SFRUN_CPUS");
+    cpu_set_t set;
+    if (list == NULL || getenv("SFWARM_SOCKET") != NULL || getenv("SFWARM_LISTEN") != NULL)
+        return;
+    if (!parse_cpus(list, &set) || sched_setaffinity(0, sizeof set, &set) != 0)
+        fprintf(stderr, "libsfinit: sched_setaffinity(SFRUN_CPUS=%s) failed; the rank runs unbound\n", list);
 }
 
 /* Both names of each entry point are wrapped (a program or a tool may call either); the depth

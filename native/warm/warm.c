@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -412,6 +413,40 @@ static void adopt_pmi_fd(struct fork_request *req)
 static const int relayed[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
 #define RELAYED_COUNT ((int)(sizeof relayed / sizeof relayed[0]))
 
+/* sfrun's --bind-to: the rank's CPUs (a kernel cpulist) in SFRUN_CPUS. A clone runs no
+ * constructor, so libsfinit cannot pin it as it pins a rank after exec; it is pinned here, before
+ * main(), so the program never runs unbound. */
+static void bind_rank(char **env)
+{
+    const char *list = NULL;
+    for (char **e = env; e && *e; e++)
+        if (strncmp(*e, "SFRUN_CPUS=", 11) == 0)
+            list = *e + 11;
+    if (!list)
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (const char *p = list; *p;) {
+        char *end;
+        long from = strtol(p, &end, 10), to = from;
+        if (end != p && *end == '-') {
+            const char *q = end + 1;
+            to = strtol(q, &end, 10);
+            if (end == q)
+                break;
+        }
+        if (end == p || from < 0 || to < from || to >= CPU_SETSIZE)
+            break;
+        for (long c = from; c <= to; c++)
+            CPU_SET((int)c, &set);
+        p = *end == ',' ? end + 1 : end;
+        if (*end != ',' && *end != '\0')
+            break;
+    }
+    if (CPU_COUNT(&set) == 0 || sched_setaffinity(0, sizeof set, &set) != 0)
+        fprintf(stderr, "sfwarm: sched_setaffinity(SFRUN_CPUS=%s) failed; the rank runs unbound\n", list);
+}
+
 /* In the clone: become the rank. Returns the environment for main(); exits on failure. */
 static char **become_rank(struct fork_request *req, pid_t master)
 {
@@ -462,6 +497,7 @@ static char **become_rank(struct fork_request *req, pid_t master)
         fprintf(stderr, "sfwarm: rank %d: chdir(%s) failed: %s\n", (int)req->rank, req->cwd, strerror(errno));
         _exit(127);
     }
+    bind_rank(req->env);
     show_environment(req->env, req->env_bytes);
     environ = req->env;
     if (sigaction(SIGCHLD, &original_sigchld, NULL) != 0)

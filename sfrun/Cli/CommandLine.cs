@@ -6,7 +6,15 @@ using Snowflock.Launcher;
 namespace Snowflock.Cli;
 
 /// <summary>What the user asked sfrun to do.</summary>
-internal sealed record Invocation(JobSpec? Job, bool Help, bool Version, int Verbosity, bool Manual = false, bool Engines = false);
+internal sealed record Invocation(JobSpec? Job, bool Help, bool Version, int Verbosity, bool Manual = false, bool Engines = false)
+{
+    /// <summary><c>-info</c>: print how sfrun was built and exit.</summary>
+    public bool Info { get; init; }
+
+    /// <summary><c>--display-allocation</c>, <c>--display-map</c>: print them before the job starts.</summary>
+    public bool DisplayAllocation { get; init; }
+    public bool DisplayMap { get; init; }
+}
 
 /// <summary>argv → <see cref="Invocation"/>: the tokenizer splits blocks, CommandLineParser reads
 /// each block's options, and the result is checked and turned into a <see cref="JobSpec"/>.</summary>
@@ -52,6 +60,14 @@ internal static class SfrunCommandLine
         o.BlockEnv = Many(o.BlockEnv);
         o.Export = Many(o.Export);
         o.GenvList = Many(o.GenvList);
+        o.Mca = Many(o.Mca);
+        o.PerNodeOpenMpi = One(o.PerNodeOpenMpi);
+        o.MapBy = One(o.MapBy);
+        o.BindTo = One(o.BindTo);
+        o.OutputFilename = One(o.OutputFilename);
+        o.Stdin = One(o.Stdin);
+        o.Launcher = One(o.Launcher);
+        o.EnvList = Many(o.EnvList);
         return o;
     }
 
@@ -75,6 +91,12 @@ internal static class SfrunCommandLine
             return new Invocation(null, true, false, verbosity);
         if (all.Any(o => o.Version))
             return new Invocation(null, false, true, verbosity);
+        if (all.Any(o => o.Info))
+            return new Invocation(null, false, false, verbosity) { Info = true };
+        foreach (var launcher in all.Select(o => o.Launcher).OfType<string>())
+            if (launcher != "fork")
+                throw new UsageException($"-launcher {launcher} starts ranks on other hosts, which sfrun does not support yet; "
+                    + "use -launcher fork or leave it out to run on this host");
 
         var vm = all.Select(o => o.Vm).LastOrDefault(v => v is not null);
         if (all.Any(o => o.Isolate) && all.Any(o => o.NoWarm))
@@ -121,12 +143,27 @@ internal static class SfrunCommandLine
                 genv[name] = current;
         }
 
-        var genvList = all.SelectMany(o => o.GenvList).SelectMany(l => l.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToList();
-        var policy = all.Any(o => o.GenvNone) ? EnvironmentPolicy.None
+        // Open MPI's MCA parameters reach its ranks as OMPI_MCA_KEY; other programs never read them.
+        foreach (var (k, v) in all.SelectMany(o => Pairs(o.Mca, "--mca")))
+            genv["OMPI_MCA_" + k] = v;
+
+        // hydra's -envall/-envnone/-envlist are per block there; sfrun applies them to the job.
+        var genvList = all.SelectMany(o => o.GenvList.Concat(o.EnvList))
+            .SelectMany(l => l.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToList();
+        var policy = all.Any(o => o.GenvNone || o.EnvNone) ? EnvironmentPolicy.None
             : genvList.Count > 0 ? EnvironmentPolicy.Listed
             : EnvironmentPolicy.All;
-        if (all.Any(o => o.GenvAll))
+        if (all.Any(o => o.GenvAll || o.EnvAll))
             policy = EnvironmentPolicy.All;
+        var perNode = DialectOptions.PerNode(all.Select(o => o.PerNode).LastOrDefault(p => p is not null),
+            all.Select(o => o.PerNodeOpenMpi).LastOrDefault(p => p is not null), all.Select(o => o.MapBy).LastOrDefault(m => m is not null));
+        var binding = DialectOptions.Binding(all.Select(o => o.BindTo).LastOrDefault(b => b is not null));
+        var outputDir = all.Select(o => o.OutputFilename).LastOrDefault(d => d is not null);
+        if (outputDir is "")
+            throw new UsageException("--output-filename needs a directory, got an empty string");
+        if (all.Any(o => o.NoOversubscribe) && blocks.Sum(b => b.Ranks) is var asked && asked > Environment.ProcessorCount)
+            throw new UsageException($"--nooversubscribe: {asked} ranks but this host has {Environment.ProcessorCount} CPUs; "
+                + "ask for fewer ranks or leave --nooversubscribe out");
 
         var timeoutText = all.Select(o => o.Timeout).LastOrDefault(t => t is not null) ?? getEnv("MPIEXEC_TIMEOUT");
         var maxClones = all.Select(o => o.MaxClones).LastOrDefault(m => m is not null) is { } mc ? PositiveCount(mc, "--max-clones")
@@ -142,7 +179,10 @@ internal static class SfrunCommandLine
                 TagLines = all.Any(o => o.TagOutput),
                 StdoutPattern = all.Select(o => o.OutfilePattern).LastOrDefault(p => p is not null),
                 StderrPattern = all.Select(o => o.ErrfilePattern).LastOrDefault(p => p is not null),
-            },
+            }.WithOutputDirectory(outputDir),
+            Binding = binding,
+            ReportBindings = all.Any(o => o.ReportBindings),
+            StdinRank = DialectOptions.StdinRank(all.Select(o => o.Stdin).LastOrDefault(s => s is not null)),
             PrintAllExitCodes = all.Any(o => o.PrintAllExitCodes),
             Engine = askedEngine == "xen" ? "xen" : EngineFor(askedEngine, vm),
             XenHost = xenHost,
@@ -152,10 +192,10 @@ internal static class SfrunCommandLine
             TimelinePath = all.Select(o => o.Timeline).LastOrDefault(t => t is not null),
             HostList = all.Select(o => o.Hosts).LastOrDefault(h => h is not null),
             HostFile = all.Select(o => o.HostFile).LastOrDefault(h => h is not null),
-            PerNode = all.Select(o => o.PerNode).LastOrDefault(p => p is not null) is { } ppn ? PositiveCount(ppn, "-ppn") : null,
+            PerNode = perNode,
             Timeout = timeoutText is null ? null : Timeout(timeoutText),
             MaxClones = maxClones,
-        }, false, false, verbosity);
+        }, false, false, verbosity) { DisplayAllocation = all.Any(o => o.DisplayAllocation), DisplayMap = all.Any(o => o.DisplayMap) };
     }
 
     /// <summary>With <c>--vm NAME</c> there is one program block, and its program may be left out:
@@ -217,7 +257,7 @@ internal static class SfrunCommandLine
         return n;
     }
 
-    private static int PositiveCount(string text, string option) =>
+    internal static int PositiveCount(string text, string option) =>
         int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0
             ? n
             : throw new UsageException($"{option} needs a positive whole number, got '{text}'");

@@ -59,14 +59,16 @@ internal static class CommandLineTokenizer
         for (var i = 0; i < args.Count; i++)
         {
             var a = args[i];
-            if (a is "-configfile" or "--configfile")
+            // Open MPI's appfile has the same one-block-per-line grammar as hydra's configfile.
+            if (a is "-configfile" or "--configfile" or "-app" or "--app")
             {
                 if (i + 1 >= args.Count)
                     throw new UsageException($"option {a} needs FILE");
                 result.AddRange(ConfigFile.ReadAsArguments(args[++i]));
                 continue;
             }
-            if (a.StartsWith("-configfile=", StringComparison.Ordinal) || a.StartsWith("--configfile=", StringComparison.Ordinal))
+            if (a.StartsWith("-configfile=", StringComparison.Ordinal) || a.StartsWith("--configfile=", StringComparison.Ordinal)
+                || a.StartsWith("-app=", StringComparison.Ordinal) || a.StartsWith("--app=", StringComparison.Ordinal))
             {
                 result.AddRange(ConfigFile.ReadAsArguments(a[(a.IndexOf('=') + 1)..]));
                 continue;
@@ -79,8 +81,12 @@ internal static class CommandLineTokenizer
             }
             result.Add(a);
             if (OptionCatalog.Find(a.TrimStart('-').Split('=')[0]) is { Arity: > 0 } def && !a.Contains('='))
-                for (var k = 0; k < def.Arity && i + 1 < args.Count; k++)
+            {
+                // -genv NAME=VALUE is one word, as TakeOption reads it.
+                var arity = def.Arity == 2 && i + 1 < args.Count && args[i + 1].IndexOf('=') > 0 && def.Canonical is "genv" or "env" ? 1 : def.Arity;
+                for (var k = 0; k < arity && i + 1 < args.Count; k++)
                     result.Add(args[++i]);
+            }
         }
         return result;
     }
@@ -98,10 +104,20 @@ internal static class CommandLineTokenizer
         }
         var def = OptionCatalog.Find(name)
             ?? throw new UsageException($"unknown option {token}; run 'sfrun --help' for the options sfrun supports");
+        if (def.Support == Support.Refused)
+            throw new UsageException($"{token} {def.Why}");
         var values = new List<string>();
         if (inline is not null)
             values.Add(inline);
         var next = i + 1;
+        // hydra takes -genv NAME=VALUE as well as -genv NAME VALUE (and -env likewise).
+        if (def.Arity == 2 && def.Canonical is "genv" or "env" && values.Count == 0 && next < args.Count
+            && args[next].IndexOf('=') is > 0 and var eq2)
+        {
+            values.Add(args[next][..eq2]);
+            values.Add(args[next][(eq2 + 1)..]);
+            next++;
+        }
         while (values.Count < def.Arity)
         {
             if (next >= args.Count)

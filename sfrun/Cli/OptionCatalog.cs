@@ -6,11 +6,25 @@ namespace Snowflock.Cli;
 /// <param name="Local">Belongs to one program block of an MPMD command line (<c>-n</c>, <c>-env</c>, <c>-wdir</c>).</param>
 /// <param name="Equivalent">What mpiexec (hydra) or mpirun (Open MPI) users know it as.</param>
 /// <param name="Expanded">Replaced by the tokenizer itself (<c>-configfile</c>); never reaches CommandLineParser.</param>
+/// <param name="Support">Whether it does here what it does in its launcher, is accepted without effect, or is refused.</param>
+/// <param name="Why">For a no-op: why it has no meaning here; for a refused option: the one-line reason the user sees.</param>
+/// <param name="Sample">A value the option accepts (the tests pass it).</param>
 internal sealed record OptionDef(string[] Names, int Arity, string Value, string Help, string Equivalent, bool Local = false,
-    bool Expanded = false)
+    bool Expanded = false, Support Support = Support.Supported, string Why = "", string Sample = "1")
 {
     /// <summary>The long name CommandLineParser knows the option by (it needs two characters or more).</summary>
     public string Canonical => Names.FirstOrDefault(n => n.Length > 1) ?? "opt-" + Names[0];
+}
+
+/// <summary>What an option of mpiexec (hydra) or mpirun (Open MPI) does under sfrun.</summary>
+internal enum Support
+{
+    /// <summary>Does what it does in its launcher.</summary>
+    Supported,
+    /// <summary>Accepted; it has no meaning on one host under sfrun (<see cref="OptionDef.Why"/> says why).</summary>
+    NoOp,
+    /// <summary>Known, refused with <see cref="OptionDef.Why"/> and exit 2, not mistaken for a typo.</summary>
+    Refused,
 }
 
 /// <summary>The single list of options: the tokenizer, <c>--help</c> and the man page all read it.</summary>
@@ -42,6 +56,48 @@ internal static class OptionCatalog
         new(["isolate"], 0, "", "give each clone its own pid, uts, mount and network namespace and address on a per-job bridge (needs root)", "(sfrun only)"),
         new(["no-warm"], 0, "", "start every rank cold instead of forking it from a warm master (also SFRUN_WARM=0)", "(sfrun only)"),
         new(["max-clones"], 1, "N", "let the job's ranks hold at most N clones at once through the SnowFlock clone API, libsf (default 256; also SF_MAX_CLONES)", "(sfrun only)"),
+        new(["mca"], 2, "KEY VALUE", "set Open MPI's MCA parameter KEY (OMPI_MCA_KEY=VALUE in every rank)", "mpirun --mca", Sample: "btl_tcp_if_include"),
+        new(["app"], 1, "FILE", "read program blocks from an Open MPI appfile, one per line (as '-np 2 ./a args')", "mpirun --app", Expanded: true),
+        new(["N"], 1, "N", "place N ranks on each host (as -ppn)", "mpirun -N"),
+        new(["map-by"], 1, "slot|core|node|ppr:N:node", "how ranks are placed; ppr:N:node is N per host; slot, core and node fill this one host in rank order", "mpirun --map-by, mpiexec -map-by", Sample: "slot"),
+        new(["rank-by"], 1, "slot|node|core", "accepted: on one host ranks are numbered in placement order whatever it says", "mpirun --rank-by",
+            Support: Support.NoOp, Why: "one host: rank order is placement order", Sample: "slot"),
+        new(["bind-to", "binding"], 1, "core|socket|hwthread|none", "pin each rank to its own core (socket, hardware thread), round robin over the CPUs sfrun may use; none: no pinning (the default)",
+            "mpirun --bind-to, mpiexec -bind-to/-binding", Sample: "none"),
+        new(["report-bindings"], 0, "", "say on stderr where each rank is bound, in Open MPI's words", "mpirun --report-bindings"),
+        new(["display-map"], 0, "", "print the job's map (hosts and ranks) before it starts", "mpirun --display-map"),
+        new(["display-allocation"], 0, "", "print the hosts and slots the job may use before it starts", "mpirun --display-allocation"),
+        new(["oversubscribe"], 0, "", "accepted: sfrun always lets ranks outnumber the cores (Open MPI ranks are told, and yield)", "mpirun --oversubscribe",
+            Support: Support.NoOp, Why: "sfrun oversubscribes by default"),
+        new(["nooversubscribe"], 0, "", "refuse a job with more ranks than this host has CPUs", "mpirun --nooversubscribe"),
+        new(["allow-run-as-root"], 0, "", "accepted: sfrun runs as root without being asked", "mpirun --allow-run-as-root",
+            Support: Support.NoOp, Why: "sfrun does not refuse root"),
+        new(["use-hwthread-cpus"], 0, "", "accepted: sfrun's slots are already the hardware threads", "mpirun --use-hwthread-cpus",
+            Support: Support.NoOp, Why: "slots are hardware threads already"),
+        new(["prefix"], 1, "DIR", "accepted: Open MPI's install prefix on remote hosts; sfrun runs no remote daemon", "mpirun --prefix",
+            Support: Support.NoOp, Why: "no remote daemons to find", Sample: "/usr"),
+        new(["quiet", "q"], 0, "", "accepted: sfrun prints nothing but the one line that says why a job failed", "mpirun -q",
+            Support: Support.NoOp, Why: "sfrun is quiet already"),
+        new(["output-filename"], 1, "DIR", "write rank r's stdout and stderr to DIR/1/rank.r/stdout and stderr, as Open MPI", "mpirun --output-filename", Sample: "/tmp/sfrun-out"),
+        new(["stdin"], 1, "RANK|all|none", "which rank reads sfrun's stdin (default 0); none: no rank", "mpirun --stdin", Sample: "0"),
+        new(["launcher", "bootstrap"], 1, "fork", "how ranks are started: fork, the only one on one host; ssh, slurm and others start ranks on other hosts, not supported yet",
+            "mpiexec -launcher/-bootstrap", Sample: "fork"),
+        new(["launcher-exec", "bootstrap-exec"], 1, "PATH", "refused: the launcher's program (ssh, srun) starts ranks on other hosts", "mpiexec -launcher-exec",
+            Support: Support.Refused, Why: "starts ranks on other hosts, which sfrun does not support yet; leave it out to run on this host"),
+        new(["iface"], 1, "NAME", "accepted: on one host the ranks reach each other without a network interface", "mpiexec -iface",
+            Support: Support.NoOp, Why: "one host: no interface to choose", Sample: "lo"),
+        new(["envall"], 0, "", "as -genvall (for the whole job)", "mpiexec -envall"),
+        new(["envnone"], 0, "", "as -genvnone (for the whole job)", "mpiexec -envnone"),
+        new(["envlist"], 1, "A,B,...", "as -genvlist (for the whole job)", "mpiexec -envlist"),
+        new(["usize"], 1, "N", "accepted: the universe size for MPI_Comm_spawn, which sfrun's PMI does not offer", "mpiexec -usize",
+            Support: Support.NoOp, Why: "no MPI_Comm_spawn"),
+        new(["info"], 0, "", "print how sfrun was built and what it can launch with, and exit", "mpiexec -info"),
+        new(["timestamp-output"], 0, "", "refused: not supported yet", "mpirun --timestamp-output",
+            Support: Support.Refused, Why: "is not supported yet; prefix lines yourself (ts from moreutils)"),
+        new(["merge-stderr-to-stdout"], 0, "", "refused: not supported yet", "mpirun --merge-stderr-to-stdout",
+            Support: Support.Refused, Why: "is not supported yet; redirect instead: sfrun ... 2>&1"),
+        new(["prepend-pattern"], 1, "PATTERN", "refused: not supported yet", "mpiexec -prepend-pattern",
+            Support: Support.Refused, Why: "is not supported yet; use -l for \"[rank] \" prefixes"),
         new(["v", "verbose"], 0, "", "log what sfrun does to stderr; with errors, show the stack trace", "mpiexec -v"),
         new(["vv"], 0, "", "log every PMI request too", "(sfrun only)"),
         new(["version", "V"], 0, "", "print the version and exit", "mpiexec --version"),
@@ -51,10 +107,32 @@ internal static class OptionCatalog
     ];
 
     /// <summary>The options CommandLineParser reads (all but those the tokenizer expands itself).</summary>
-    public static IReadOnlyList<OptionDef> Parsed => All.Where(o => !o.Expanded).ToList();
+    public static IReadOnlyList<OptionDef> Parsed => All.Where(o => !o.Expanded && o.Support != Support.Refused).ToList();
 
     private static readonly Dictionary<string, OptionDef> ByName =
         All.SelectMany(o => o.Names.Select(n => (n, o))).ToDictionary(p => p.n, p => p.o, StringComparer.Ordinal);
 
     public static OptionDef? Find(string name) => ByName.GetValueOrDefault(name);
+
+    /// <summary>The README's compatibility table (a unit test keeps the README's copy equal to it):
+    /// every option, what hydra or Open MPI calls it, and whether it works, is accepted without
+    /// effect, or is refused, with the reason.</summary>
+    public static string CompatibilityTable()
+    {
+        var sb = new System.Text.StringBuilder();
+        sb.AppendLine("| sfrun option | like | here |");
+        sb.AppendLine("|---|---|---|");
+        foreach (var o in All)
+        {
+            var names = string.Join(", ", o.Names.Select(n => $"`-{n}`"));
+            var here = o.Support switch
+            {
+                Support.NoOp => "accepted, no effect: " + o.Why,
+                Support.Refused => "refused (exit 2): " + o.Why,
+                _ => "supported",
+            };
+            sb.AppendLine($"| {names} | {o.Equivalent} | {here} |");
+        }
+        return sb.ToString();
+    }
 }

@@ -29,6 +29,29 @@ internal sealed class SfrunOptions
     [Option("vm")] public string? Vm { get; set; }
     [Option("xen-host")] public string? XenHost { get; set; }
     [Option("isolate")] public bool Isolate { get; set; }
+    [Option("mca")] public IEnumerable<string> Mca { get; set; } = [];
+    [Option("opt-N")] public string? PerNodeOpenMpi { get; set; }
+    [Option("map-by")] public string? MapBy { get; set; }
+    [Option("rank-by")] public string? RankBy { get; set; }
+    [Option("bind-to")] public string? BindTo { get; set; }
+    [Option("report-bindings")] public bool ReportBindings { get; set; }
+    [Option("display-map")] public bool DisplayMap { get; set; }
+    [Option("display-allocation")] public bool DisplayAllocation { get; set; }
+    [Option("oversubscribe")] public bool Oversubscribe { get; set; }
+    [Option("nooversubscribe")] public bool NoOversubscribe { get; set; }
+    [Option("allow-run-as-root")] public bool AllowRunAsRoot { get; set; }
+    [Option("use-hwthread-cpus")] public bool UseHwthreadCpus { get; set; }
+    [Option("prefix")] public string? Prefix { get; set; }
+    [Option("quiet")] public bool Quiet { get; set; }
+    [Option("output-filename")] public string? OutputFilename { get; set; }
+    [Option("stdin")] public string? Stdin { get; set; }
+    [Option("launcher")] public string? Launcher { get; set; }
+    [Option("iface")] public string? Iface { get; set; }
+    [Option("envall")] public bool EnvAll { get; set; }
+    [Option("envnone")] public bool EnvNone { get; set; }
+    [Option("envlist")] public IEnumerable<string> EnvList { get; set; } = [];
+    [Option("usize")] public string? Usize { get; set; }
+    [Option("info")] public bool Info { get; set; }
     [Option("verbose")] public bool Verbose { get; set; }
     [Option("vv")] public bool VeryVerbose { get; set; }
     [Option("version")] public bool Version { get; set; }

@@ -62,7 +62,9 @@ public sealed partial class WarmForkTests
             var master = Assert.Single(probes.Select(p => p.ConstructorPid).Distinct());
             Assert.All(probes, p => Assert.NotEqual(master, p.Pid));
             // The clone's environment is exactly the rank's: nothing of the fork server leaks in.
-            Assert.All(probes, p => Assert.Equal("-", p.Preload));
+            // (The rank's own LD_PRELOAD is libsfucx, which sfrun gives every MPI rank, then
+            // libsfinit, which it gives every rank: native/init.)
+            Assert.All(probes, p => Assert.Equal(Repo.UcxProgressLibrary + ":" + Path.Combine(Path.GetDirectoryName(Repo.UcxProgressLibrary)!, "libsfinit.so"), p.Preload));
             Assert.All(probes, p => Assert.Equal("-", p.Socket));
             Assert.All(probes, p => Assert.Equal(sub.FullName, p.Cwd));
             await Leaks.AssertNoneAsync(tag);

@@ -100,7 +100,7 @@ public sealed class CommandLineTokenizerTests
     [Theory]
     [InlineData("-bogus", "./a")]
     [InlineData("--bogus", "./a")]
-    [InlineData("-N", "4", "./a")]
+    [InlineData("-Np", "4", "./a")]
     [InlineData("-NP", "4", "./a")]
     public void Unknown_options_are_refused(params string[] args)
     {

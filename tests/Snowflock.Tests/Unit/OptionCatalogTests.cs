@@ -67,13 +67,13 @@ public sealed class OptionCatalogTests
     {
         foreach (var def in OptionCatalog.Parsed)
         {
-            var values = Enumerable.Repeat("1", def.Arity).ToArray();
+            var values = Enumerable.Repeat(def.Sample, def.Arity).ToArray();
             foreach (var name in def.Names)
                 foreach (var dashes in new[] { "-", "--" })
                 {
                     var args = new[] { dashes + name }.Concat(values).Append("./a").ToArray();
                     var invocation = SfrunCommandLine.Parse(args, _ => null);
-                    Assert.True(invocation.Job is not null || invocation.Help || invocation.Version || invocation.Manual || invocation.Engines, string.Join(' ', args));
+                    Assert.True(invocation.Job is not null || invocation.Help || invocation.Version || invocation.Manual || invocation.Engines || invocation.Info, string.Join(' ', args));
                 }
         }
     }

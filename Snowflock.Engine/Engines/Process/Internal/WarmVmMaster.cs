@@ -41,6 +41,9 @@ internal static class WarmVmMaster
         // in now, for any program (it acts only inside MPI_Finalize, see native/ucx/ucx.c).
         if (NativeHelpers.Find(NativeHelpers.UcxProgressLibrary) is { } ucx)
             library += ":" + ucx;
+        // libsfinit likewise (native/init: Open MPI's PMI at MPI_Init, no silent singletons).
+        if (NativeHelpers.Find(NativeHelpers.InitCheckLibrary) is { } init)
+            library += ":" + init;
         psi.Environment["LD_PRELOAD"] = psi.Environment.TryGetValue("LD_PRELOAD", out var user) && user is { Length: > 0 } ? library + ":" + user : library;
         psi.Environment["SFWARM_LISTEN"] = socket;
         psi.Environment["SFWARM_LOG"] = log;
