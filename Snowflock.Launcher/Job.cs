@@ -230,9 +230,9 @@ public sealed class Job
                 state.Started(process);
                 timeline.Ranks[rank].Started = timeline.Now;
                 progress.Started(rank + 1);
-                var tag = _spec.Output.TagLines ? LineForwarder.TagFor(rank) : null;
-                pumps.Add(LineForwarder.ForwardAsync(process.StandardOutput, output.StdoutOf(rank), tag, ioToken));
-                pumps.Add(LineForwarder.ForwardAsync(process.StandardError, output.StderrOf(rank), tag, ioToken));
+                var (outTag, errTag) = OutputTags.For(_spec.Output, rank);
+                pumps.Add(LineForwarder.ForwardAsync(process.StandardOutput, output.StdoutOf(rank), outTag, ioToken));
+                pumps.Add(LineForwarder.ForwardAsync(process.StandardError, output.StderrOf(rank), errTag, ioToken));
                 if (rank == _spec.StdinRank)
                     // Not awaited at teardown: a read of sfrun's own stdin (a terminal, an open pipe)
                     // cannot be cancelled, and the job must not wait for input that never comes.

@@ -92,6 +92,10 @@ public sealed record OutputOptions
     /// <summary><c>-l</c>: prefix every line with <c>[rank] </c>.</summary>
     public bool TagLines { get; init; }
 
+    /// <summary>With <see cref="TagLines"/>: Open MPI's <c>[1,rank]&lt;stdout&gt;:</c> (<c>--tag-output</c>)
+    /// instead of hydra's <c>[rank] </c> (<c>-l</c>, <c>-prepend-rank</c>).</summary>
+    public bool OpenMpiTags { get; init; }
+
     /// <summary><c>-outfile-pattern</c>: per-rank stdout file; <c>%r</c> is the rank.</summary>
     public string? StdoutPattern { get; init; }
 

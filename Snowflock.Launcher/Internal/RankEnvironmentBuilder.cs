@@ -18,11 +18,14 @@ internal sealed class RankEnvironmentBuilder
         foreach (DictionaryEntry e in current)
         {
             var name = (string)e.Key;
+            // HOME and PATH always: hydra's ranks on the local host inherit its proxy's environment
+            // whatever -genvnone/-genvlist say (measured: all of it), and without them programs
+            // cannot find what they exec or their dot files.
             var keep = spec.Inherit switch
             {
                 EnvironmentPolicy.All => true,
-                EnvironmentPolicy.Listed => spec.InheritList.Contains(name),
-                _ => false,
+                EnvironmentPolicy.Listed => spec.InheritList.Contains(name) || name is "HOME" or "PATH",
+                _ => name is "HOME" or "PATH",
             };
             if (keep && e.Value is string value)
                 _base[name] = value;

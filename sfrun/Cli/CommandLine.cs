@@ -176,7 +176,9 @@ internal static class SfrunCommandLine
             GlobalEnvironment = genv,
             Output = new OutputOptions
             {
-                TagLines = all.Any(o => o.TagOutput),
+                // The spelling says the dialect: hydra's -l/-prepend-rank, Open MPI's --tag-output.
+                TagLines = all.Any(o => o.TagOutput || o.PrependRank),
+                OpenMpiTags = all.Any(o => o.TagOutput) && !all.Any(o => o.PrependRank),
                 StdoutPattern = all.Select(o => o.OutfilePattern).LastOrDefault(p => p is not null),
                 StderrPattern = all.Select(o => o.ErrfilePattern).LastOrDefault(p => p is not null),
             }.WithOutputDirectory(outputDir),

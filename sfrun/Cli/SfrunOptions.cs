@@ -14,6 +14,7 @@ internal sealed class SfrunOptions
     [Option("genvall")] public bool GenvAll { get; set; }
     [Option("genvnone")] public bool GenvNone { get; set; }
     [Option("wdir")] public string? WorkingDirectory { get; set; }
+    [Option("prepend-rank")] public bool PrependRank { get; set; }
     [Option("tag-output")] public bool TagOutput { get; set; }
     [Option("outfile-pattern")] public string? OutfilePattern { get; set; }
     [Option("errfile-pattern")] public string? ErrfilePattern { get; set; }

@@ -55,7 +55,7 @@ public sealed class CommandLineTokenizerTests
     public void Aliases_map_to_the_canonical_name()
     {
         var section = Assert.Single(Split("-l", "--prepend-rank", "-x", "A=1", "-wd", "/t", "-dir", "/u", "-v", "./a"));
-        Assert.Equal(["--tag-output", "--tag-output", T("opt-x", "A=1"), T("wdir", "/t"), T("wdir", "/u"), "--verbose"], section.OptionTokens);
+        Assert.Equal(["--prepend-rank", "--prepend-rank", T("opt-x", "A=1"), T("wdir", "/t"), T("wdir", "/u"), "--verbose"], section.OptionTokens);
     }
 
     [Fact]

@@ -30,7 +30,7 @@ public sealed class ConfigFileTests
             Assert.Equal(["--verbose"], sections[0].ProgramArguments);
             Assert.Equal("./worker", sections[1].Program);
             Assert.Equal(["a b"], sections[1].ProgramArguments);
-            Assert.Contains("--tag-output", sections[0].OptionTokens);
+            Assert.Contains("--prepend-rank", sections[0].OptionTokens);
         }
         finally
         {

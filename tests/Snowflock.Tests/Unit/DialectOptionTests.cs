@@ -112,6 +112,18 @@ public sealed class DialectOptionTests
         Assert.NotNull(Job("--nooversubscribe", "-n", "1", "./a"));
     }
 
+    [Theory]
+    [InlineData("--tag-output", true)]
+    [InlineData("-tag-output", true)]
+    [InlineData("-l", false)]
+    [InlineData("-prepend-rank", false)]
+    public void The_tag_dialect_follows_the_options_spelling(string option, bool openMpi)
+    {
+        var o = Job(option, "./a").Output;
+        Assert.True(o.TagLines);
+        Assert.Equal(openMpi, o.OpenMpiTags);
+    }
+
     [Fact]
     public void Info_is_its_own_invocation() => Assert.True(SfrunCommandLine.Parse(["-info"], _ => null).Info);
 

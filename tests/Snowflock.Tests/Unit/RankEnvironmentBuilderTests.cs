@@ -120,12 +120,12 @@ public sealed class RankEnvironmentBuilderTests
     }
 
     [Fact]
-    public void None_passes_only_explicit_variables()
+    public void None_passes_explicit_variables_and_HOME_and_PATH_as_hydra_on_this_host()
     {
         var spec = Spec(EnvironmentPolicy.None, genv: new() { ["G"] = "1" });
         var block = PlainBlock with { Environment = new Dictionary<string, string> { ["B"] = "2" } };
         var env = new RankEnvironmentBuilder(spec, Current(("HOME", "/root"), ("PATH", "/bin"))).For(block, new Dictionary<string, string> { ["PMI_ID"] = "0" });
-        Assert.Equal(new Dictionary<string, string> { ["G"] = "1", ["B"] = "2", ["PMI_ID"] = "0" }, env);
+        Assert.Equal(new Dictionary<string, string> { ["HOME"] = "/root", ["PATH"] = "/bin", ["G"] = "1", ["B"] = "2", ["PMI_ID"] = "0" }, env);
     }
 
     [Fact]
