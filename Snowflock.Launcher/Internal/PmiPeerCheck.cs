@@ -28,6 +28,10 @@ internal sealed partial class PmiPeerCheck(int ranks)
     {
         if (LoopbackPeer.Find(local, remote) is not { } peer)
             return "the kernel knows no socket of this host at its end";
+        // A peer that closed before we looked (orphaned, TIME_WAIT) has no owner left: the kernel
+        // reports uid 0 and inode 0 for it, which must not pass for root.
+        if (peer.Inode == 0)
+            return "its socket is already closed";
         if (peer.Uid != _euid)
             return $"it runs as uid {peer.Uid}, not as sfrun's uid {_euid}";
         if (rank < 0)
