@@ -19,8 +19,9 @@ public sealed record PmiJobLayout(string KvsName, IReadOnlyList<int> NodeOfRank,
     public long MaxKvsBytes { get; init; } = 64L << 20;
 
     /// <summary>TCP connections open at once (<c>PMI_PORT</c>); more are closed as they come, so
-    /// a flood of connections costs sfrun a bounded number of fds.</summary>
-    public int MaxConnections { get; init; } = 256;
+    /// a flood of connections costs sfrun a bounded number of fds. Room for two per rank (a rank's
+    /// relay and one still closing), never fewer than 256.</summary>
+    public int MaxConnections { get; init; } = Math.Max(256, 2 * NodeOfRank.Count);
 
     /// <summary>How long a TCP connection may stay without identifying itself (<c>initack</c>).</summary>
     public TimeSpan IdentifyWithin { get; init; } = TimeSpan.FromSeconds(10);
