@@ -153,7 +153,7 @@ public sealed class Job
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            Log.ForWarnEvent().Message("cannot write the timeline {Path}: {Error}", path, e.Message).Property("EventName", "TimelineFailed").Log();
+            Log.ForWarnEvent().Message("cannot write the timeline {Path}: {Error}", path, IoMessages.Describe(e, path)).Property("EventName", "TimelineFailed").Log();
         }
     }
 

@@ -52,6 +52,9 @@ try
     LogSetup.Configure(invocation.Verbosity, Environment.GetEnvironmentVariable("SFRUN_LOG"));
 
     var spec = invocation.Job!;
+    // The timeline is written when the job ends; an unwritable path is said now, not lost then.
+    if (spec.TimelinePath is { } timelinePath && TimelineCheck.WhyUnwritable(timelinePath) is { } why)
+        throw new OutputPatternException($"--timeline {timelinePath}: cannot write: {why}");
     // mpirun prints these before the ranks start: the allocation and the map on stdout, the bindings on stderr.
     if (invocation.DisplayAllocation)
         Console.Out.Write(JobDisplay.Allocation(spec));

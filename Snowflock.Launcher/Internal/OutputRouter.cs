@@ -53,7 +53,7 @@ internal sealed class OutputRouter : IAsyncDisposable
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
         {
-            throw new OutputPatternException($"{option}: cannot write {path}: {e.Message}", e);
+            throw new OutputPatternException($"{option}: cannot write {path}: {Snowflock.Engine.IoMessages.Describe(e, path)}", e);
         }
         _files[path] = new OutputSink(stream, ownsStream: true);
     }

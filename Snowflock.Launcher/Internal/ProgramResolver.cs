@@ -23,6 +23,11 @@ internal static partial class ProgramResolver
             if (File.Exists(candidate) && Access(candidate, X_OK) == 0)
                 return candidate;
         }
+        // Open MPI's mpirun finds a program in the working directory without ./ (hydra does not);
+        // both users' command lines then work.
+        var here = Path.Combine(workingDirectory, program);
+        if (File.Exists(here) && Access(here, X_OK) == 0)
+            return here;
         throw new ProgramNotFoundException($"{program}: command not found in PATH");
     }
 

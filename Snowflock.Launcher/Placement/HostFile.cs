@@ -17,7 +17,7 @@ public static class HostFile
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new PlacementException($"host file {path}: {e.Message}");
+            throw new PlacementException($"host file {path}: {Snowflock.Engine.IoMessages.Describe(e, path)}");
         }
         return Parse(lines, $"host file {path}");
     }

@@ -119,6 +119,8 @@ internal static class SfrunCommandLine
         {
             if (section.Program is null)
                 throw new UsageException("no program given; usage: sfrun -np N program [args...]");
+            if (section.OptionTokens.Count(t => t.StartsWith("--np=", StringComparison.Ordinal)) > 1)
+                throw new UsageException("-n/-np is given twice for one program; give it once (use ':' for another program block)");
             if (options.WorkingDirectory is "")
                 throw new UsageException("-wdir needs a directory, got an empty string");
             blocks.Add(new ProgramBlock(RankCount(options.Ranks), section.Program, section.ProgramArguments)

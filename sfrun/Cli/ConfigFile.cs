@@ -17,7 +17,7 @@ internal static class ConfigFile
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new UsageException($"-configfile {path}: {e.Message}");
+            throw new UsageException($"-configfile {path}: {Snowflock.Engine.IoMessages.Describe(e, path)}");
         }
         var args = new List<string>();
         var number = 0;

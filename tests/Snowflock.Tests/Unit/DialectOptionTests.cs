@@ -125,6 +125,22 @@ public sealed class DialectOptionTests
     }
 
     [Fact]
+    public void Ranks_given_twice_for_one_block_are_an_error()
+    {
+        Assert.Contains("given twice", Refused("-n", "2", "-np", "3", "./a").Message);
+        Assert.Equal([2, 3], Job("-n", "2", "./a", ":", "-n", "3", "./b").Blocks.Select(b => b.Ranks));
+    }
+
+    [Fact]
+    public void File_errors_are_described_in_words()
+    {
+        Assert.Equal("no such file or directory", Snowflock.Engine.IoMessages.Describe(new FileNotFoundException()));
+        Assert.Equal("is a directory", Snowflock.Engine.IoMessages.Describe(new UnauthorizedAccessException(), "/"));
+        Assert.Equal("permission denied", Snowflock.Engine.IoMessages.Describe(new UnauthorizedAccessException(), "/no/such"));
+        Assert.Equal("no space left on device", Snowflock.Engine.IoMessages.Describe(new IOException("x", 28)));
+    }
+
+    [Fact]
     public void Info_is_its_own_invocation() => Assert.True(SfrunCommandLine.Parse(["-info"], _ => null).Info);
 
     [Fact]
