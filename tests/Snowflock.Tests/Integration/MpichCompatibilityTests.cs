@@ -17,6 +17,7 @@ public sealed class MpichCompatibilityTests
         var tag = Leaks.NewTag();
         var sf = await CommandRun.SfrunAsync([.. Leaks.TagArgs(tag), "-np", np.ToString(), Repo.Example("cpi"), "100000"]);
         var hy = await CommandRun.RunAsync(Repo.Hydra, ["-np", np.ToString(), Repo.Example("cpi"), "100000"]);
+        Assert.True(hy.ExitCode == 0, $"mpiexec.hydra itself failed (exit {hy.ExitCode}): {hy.Err}");
         Assert.Equal(0, hy.ExitCode);
         Assert.True(sf.ExitCode == 0, sf.Err);
         Assert.Equal(hy.Out, sf.Out);
@@ -30,6 +31,7 @@ public sealed class MpichCompatibilityTests
     {
         var sf = await CommandRun.SfrunAsync("-np", np.ToString(), Repo.Example("ring"), "4");
         var hy = await CommandRun.RunAsync(Repo.Hydra, ["-np", np.ToString(), Repo.Example("ring"), "4"]);
+        Assert.True(hy.ExitCode == 0, $"mpiexec.hydra itself failed (exit {hy.ExitCode}): {hy.Err}");
         Assert.True(sf.ExitCode == 0, sf.Err);
         Assert.Equal(hy.Out, sf.Out);
         Assert.Equal($"ring: {np} ranks, 4 laps, token {(long)np * (np - 1) / 2 * 4} ok\n", sf.Out);
@@ -41,6 +43,7 @@ public sealed class MpichCompatibilityTests
     {
         var sf = await CommandRun.SfrunAsync("-np", np.ToString(), Repo.Example("hello"));
         var hy = await CommandRun.RunAsync(Repo.Hydra, ["-np", np.ToString(), Repo.Example("hello")]);
+        Assert.True(hy.ExitCode == 0, $"mpiexec.hydra itself failed (exit {hy.ExitCode}): {hy.Err}");
         Assert.True(sf.ExitCode == 0, sf.Err);
         var expected = Enumerable.Range(0, np).Select(r => $"hello from rank {r} of {np}").ToArray();
         Assert.Equal(expected.Order(StringComparer.Ordinal), sf.OutLines.Order(StringComparer.Ordinal));
@@ -52,6 +55,7 @@ public sealed class MpichCompatibilityTests
     {
         var sf = await CommandRun.SfrunAsync("-np", "4", Repo.Example("allreduce"), "3");
         var hy = await CommandRun.RunAsync(Repo.Hydra, ["-np", "4", Repo.Example("allreduce"), "3"]);
+        Assert.True(hy.ExitCode == 0, $"mpiexec.hydra itself failed (exit {hy.ExitCode}): {hy.Err}");
         Assert.True(sf.ExitCode == 0, sf.Err);
         Assert.Equal(hy.Out, sf.Out);
         Assert.Equal(6, sf.OutLines.Count(l => l.EndsWith(": ok", StringComparison.Ordinal)));
@@ -62,6 +66,7 @@ public sealed class MpichCompatibilityTests
     {
         var sf = await CommandRun.SfrunAsync("-l", "-np", "4", Repo.Example("hello"));
         var hy = await CommandRun.RunAsync(Repo.Hydra, ["-l", "-np", "4", Repo.Example("hello")]);
+        Assert.True(hy.ExitCode == 0, $"mpiexec.hydra itself failed (exit {hy.ExitCode}): {hy.Err}");
         Assert.Equal(0, sf.ExitCode);
         Assert.Equal(hy.OutLines.Order(StringComparer.Ordinal), sf.OutLines.Order(StringComparer.Ordinal));
         Assert.All(sf.OutLines, l => Assert.Matches(@"^\[(\d+)\] hello from rank \1 of 4$", l));
