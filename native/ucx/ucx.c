@@ -67,12 +67,17 @@ static ucp_worker_h workers[MAX_WORKERS];
 static int nworkers;
 
 /* Per thread: how deep inside MPI_Finalize, whether an endpoint close has opened the window,
- * and whether this thread is inside our own progress call (UCX may read() itself). */
-static __thread int in_finalize;
-static __thread int window;
-static __thread int progressing;
-static __thread unsigned long made_progress, waited_reads;
-static __thread struct timespec window_start;
+ * and whether this thread is inside our own progress call (UCX may read() itself). A preload is
+ * loaded at start-up, so its TLS can be initial-exec: no __tls_get_addr call per read(). */
+#define TLS __thread __attribute__((tls_model("initial-exec")))
+static TLS int in_finalize;
+static TLS int window;
+static TLS int progressing;
+static TLS unsigned long made_progress, waited_reads;
+static TLS struct timespec window_start;
+/* Windows open in any thread: read()'s fast path is one load of this global while it is 0,
+ * which is always outside MPI_Finalize. */
+static int open_windows;
 
 /* The definition this library wraps. RTLD_NEXT sees only the global scope; an MPI (and its UCX)
  * loaded by a dlopen without RTLD_GLOBAL — Python's mpi4py is one — is not in it although its
@@ -116,6 +121,7 @@ static void open_window(void)
 {
     if (in_finalize > 0 && !window) {
         window = 1;
+        __atomic_add_fetch(&open_windows, 1, __ATOMIC_RELAXED);
         made_progress = waited_reads = 0;
         if (clock_gettime(CLOCK_MONOTONIC, &window_start) != 0)
             memset(&window_start, 0, sizeof window_start);
@@ -157,9 +163,17 @@ static int may_block(int fd)
     return S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode);
 }
 
+static void close_window(void)
+{
+    if (window) {
+        window = 0;
+        __atomic_sub_fetch(&open_windows, 1, __ATOMIC_RELAXED);
+    }
+}
+
 EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
-    if (!window || progressing || n == 0 || !may_block(fd))
+    if (__builtin_expect(__atomic_load_n(&open_windows, __ATOMIC_RELAXED) == 0, 1) || !window || progressing || n == 0 || !may_block(fd))
         return call_read(fd, buf, n);
     waited_reads++;
     for (;;) {
@@ -189,7 +203,7 @@ static int finalize_through(const char *name)
     int rc = next();
     in_finalize--;
     if (in_finalize == 0)
-        window = 0;
+        close_window();
     return rc;
 }
 
@@ -242,7 +256,7 @@ EXPORT void ucp_worker_destroy(ucp_worker_h worker)
             fprintf(stderr, "libsfucx: pid %d: finalize window %.1f ms, %lu blocking reads waited, %lu progress calls made headway\n",
                     (int)getpid(), ms, waited_reads, made_progress);
         }
-        window = 0; /* the worker is gone: nothing left to progress for this thread */
+        close_window(); /* the worker is gone: nothing left to progress for this thread */
     }
     next(worker);
 }
