@@ -14,9 +14,13 @@ namespace Snowflock.Tests.Security;
 /// connection flood against the PMI listener (idle connections, random bytes, endless lines),
 /// a rank's output into a slow reader, a rank filling the key-value space. Each must cost sfrun a
 /// bounded number of fds and bytes, and the job must go on or fail with a clear message.
+/// Alone, after the parallel tests: a flood of 10,000 connections from the host's address (and
+/// the fds it costs this process for a moment) must not starve other tests' jobs of ports or
+/// fds, and the fd and memory figures measured here must be this test's alone.
 /// </summary>
 [Trait("Area", "security")]
 [Trait("Engine", "process")]
+[Collection(SerialCollection.Name)]
 public sealed class ResourceAttackTests(SecondUser attacker) : IClassFixture<SecondUser>
 {
     private static int OpenFds(int pid) => Directory.GetFileSystemEntries($"/proc/{pid}/fd").Length;
