@@ -60,20 +60,19 @@ public sealed class XenEngineTests(XenHost host)
         await AssertNoJobFilesAsync();
     }
 
-    /// <summary>Issue #15's stress: five message-passing jobs in a row, four domUs each, every one
+    /// <summary>Issue #15's stress: three message-passing jobs in a row, four domUs each, every one
     /// bounded, none may hang: ranks that reach MPI_Finalize 300 ms apart after talking to every
-    /// peer (the pattern that deadlocked every time without libsfucx), cpi, an allreduce up to
-    /// 256 KiB and a ring. Output as four ranks of the process engine print it.</summary>
+    /// peer (the pattern that deadlocked every time without libsfucx), cpi, and an allreduce up to
+    /// 256 KiB (the ring runs in the --xen-host test above). Three, not more: each job restores
+    /// four domUs under nested TCG, and CI must stay lean. Output as the process engine prints it.</summary>
     [Fact]
-    public async Task Five_message_passing_jobs_across_four_domUs_all_finish()
+    public async Task Three_message_passing_jobs_across_four_domUs_all_finish()
     {
         string[][] programs =
         [
             [Repo.TestProgram("late_finalize"), "300"],
             [Repo.Example("cpi"), "20000"],
             [Repo.Example("allreduce"), "5"],
-            [Repo.Example("ring"), "3"],
-            [Repo.TestProgram("late_finalize"), "300"],
         ];
         for (var run = 0; run < programs.Length; run++)
         {
