@@ -33,6 +33,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "preload_symbol.h"
+
 #define EXPORT __attribute__((visibility("default")))
 
 typedef int (*init_fn)(int *, char ***);
@@ -42,22 +44,11 @@ typedef int (*comm_size_fn)(void *, int *);
 /* MPICH's ABI (MPICH, Intel MPI, MVAPICH) has MPI_COMM_WORLD as this constant handle. */
 #define MPICH_COMM_WORLD ((void *)(intptr_t)0x44000000)
 
-/* The MPI library's own definition of a symbol. RTLD_NEXT sees only the global scope; an MPI
- * loaded by a dlopen without RTLD_GLOBAL (Python's mpi4py) is not in it although its calls still
- * reach these wrappers first, so the libraries that can define the symbol are asked directly,
- * without loading anything that is not loaded already. */
+/* The MPI library's own definition of a symbol (see ../include/preload_symbol.h). */
 static void *mpi_symbol(const char *name)
 {
     static const char *const owners[] = { "libmpi.so.40", "libmpich.so.12", "libmpi.so.12", "libmpi.so" };
-    void *p = dlsym(RTLD_NEXT, name);
-    for (size_t i = 0; p == NULL && i < sizeof owners / sizeof owners[0]; i++) {
-        void *h = dlopen(owners[i], RTLD_LAZY | RTLD_NOLOAD);
-        if (h != NULL) {
-            p = dlsym(h, name);
-            dlclose(h); /* drops only the reference RTLD_NOLOAD took */
-        }
-    }
-    return p;
+    return sf_preload_next(name, owners, sizeof owners / sizeof owners[0]);
 }
 
 /* Started by another launcher inside the rank (Open MPI's orted sets these for its children). */

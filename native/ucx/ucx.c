@@ -36,6 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "preload_symbol.h"
+
 #define EXPORT __attribute__((visibility("default")))
 #define MAX_WORKERS 64
 /* One poll slice. A peer's PUT_REQ waits at most this long for its ACK, so a close costs a few
@@ -79,22 +81,11 @@ static TLS struct timespec window_start;
  * which is always outside MPI_Finalize. */
 static int open_windows;
 
-/* The definition this library wraps. RTLD_NEXT sees only the global scope; an MPI (and its UCX)
- * loaded by a dlopen without RTLD_GLOBAL — Python's mpi4py is one — is not in it although its
- * calls still reach these wrappers first, so the libraries that can define each symbol are also
- * asked directly, without loading anything that is not loaded already. */
+/* The definition this library wraps (see ../include/preload_symbol.h for where it is looked). */
 static void *next_symbol(const char *name)
 {
     static const char *const owners[] = { "libucp.so.0", "libmpich.so.12", "libmpi.so.40", "libmpi.so.12" };
-    dlerror();
-    void *p = dlsym(RTLD_NEXT, name);
-    for (size_t i = 0; p == NULL && i < sizeof owners / sizeof owners[0]; i++) {
-        void *h = dlopen(owners[i], RTLD_LAZY | RTLD_NOLOAD);
-        if (h != NULL) {
-            p = dlsym(h, name);
-            dlclose(h); /* drops only the reference RTLD_NOLOAD took */
-        }
-    }
+    void *p = sf_preload_next(name, owners, sizeof owners / sizeof owners[0]);
     if (p == NULL && trace)
         fprintf(stderr, "libsfucx: %s: not found after the preload\n", name);
     return p;
