@@ -41,6 +41,20 @@ static int set_flags(int s, int up)
     return ioctl(s, SIOCSIFFLAGS, &ifr);
 }
 
+/* Waits (at most about 3 s) until eth0 reports a running link. */
+static void wait_running(int s)
+{
+    for (int waited = 0; waited < 3000; waited += 5) {
+        struct ifreq ifr = {0};
+        strncpy(ifr.ifr_name, NET_DEVICE, IFNAMSIZ - 1);
+        if (ioctl(s, SIOCGIFFLAGS, &ifr) != 0 || (ifr.ifr_flags & IFF_RUNNING))
+            return;
+        struct timespec five_ms = {0, 5 * 1000 * 1000};
+        nanosleep(&five_ms, NULL);
+    }
+    agent_log("%s has no running link after 3 s", NET_DEVICE);
+}
+
 /* The device was brought up when the template booted, so its carrier is up in every clone; a
  * down/up cycle here would make UCX find no running interface for up to a second (the kernel
  * reports carrier changes lazily). virtio-net takes a new MAC while up. */
@@ -86,14 +100,7 @@ static void configure_net(const char *ip_cidr, const char *mac_text, char *appli
     /* Up (should it not be) and running before the ranks look for interfaces. */
     if (set_flags(s, 1) != 0)
         agent_log("ioctl(%s up) failed: %s", NET_DEVICE, strerror(errno));
-    for (int waited = 0; waited < 3000; waited += 5) {
-        struct ifreq ifr = {0};
-        strncpy(ifr.ifr_name, NET_DEVICE, IFNAMSIZ - 1);
-        if (ioctl(s, SIOCGIFFLAGS, &ifr) != 0 || (ifr.ifr_flags & IFF_RUNNING))
-            break;
-        struct timespec five_ms = {0, 5 * 1000 * 1000};
-        nanosleep(&five_ms, NULL);
-    }
+    wait_running(s);
     struct ifreq ifr = {0};
     strncpy(ifr.ifr_name, NET_DEVICE, IFNAMSIZ - 1);
     if (ioctl(s, SIOCGIFHWADDR, &ifr) == 0) {
@@ -132,6 +139,10 @@ static void write_hosts(const char *hostname, const char *ip_cidr, const char *h
         agent_log("close(/etc/hosts) failed: %s", strerror(errno));
 }
 
+/* Brings eth0 up at boot and waits for its link before the agent says hello: the template's
+ * snapshot is taken right after that hello, and a snapshot taken while the driver still has link
+ * work pending (a small image reaches hello fast, the more so on a loaded host) gives clones
+ * whose device is not settled. */
 void identity_net_up(void)
 {
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -139,8 +150,12 @@ void identity_net_up(void)
         agent_log("socket() failed: %s", strerror(errno));
         return;
     }
-    if (set_flags(s, 1) != 0 && errno != ENODEV)
-        agent_log("ioctl(%s up) failed: %s", NET_DEVICE, strerror(errno));
+    if (set_flags(s, 1) != 0) {
+        if (errno != ENODEV)
+            agent_log("ioctl(%s up) failed: %s", NET_DEVICE, strerror(errno));
+    } else {
+        wait_running(s);
+    }
     close(s);
 }
 

@@ -64,6 +64,10 @@ internal sealed record QemuTemplate(string Directory, int MemoryMiB)
         return template;
     }
 
+    /// <summary>Removes a template whose clones do not come up, so that the next
+    /// <see cref="FindOrCreateAsync"/> boots it again.</summary>
+    public static void Discard(QemuTemplate template) => SafeTree.Delete(template.Directory);
+
     private bool IsComplete => File.Exists(StateFile) && File.Exists(MemoryFile);
 
     private async Task BootAndSnapshotAsync(QemuHost host, GuestImage image, string runDir, CancellationToken ct)
@@ -100,7 +104,14 @@ internal sealed record QemuTemplate(string Directory, int MemoryMiB)
             try
             {
                 // FileShare.None takes an exclusive advisory lock on Unix.
-                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+                // 0600 like the rest of the cache, whatever the umask.
+                if (OperatingSystem.IsWindows())
+                    throw new PlatformNotSupportedException("sfrun needs Linux");
+                return new FileStream(path, new FileStreamOptions
+                {
+                    Mode = FileMode.OpenOrCreate, Access = FileAccess.ReadWrite, Share = FileShare.None,
+                    UnixCreateMode = UserCache.PrivateFile,
+                });
             }
             catch (IOException)
             {

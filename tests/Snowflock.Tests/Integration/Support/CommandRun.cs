@@ -100,16 +100,30 @@ internal sealed class CommandRun : IAsyncDisposable
                     return;
             try
             {
-                await _lineArrived.WaitAsync(cts.Token);
+                // A command that has ended prints no more: fail at once, with what it said on stderr.
+                if (await Task.WhenAny(_lineArrived.WaitAsync(cts.Token), _process.WaitForExitAsync(cts.Token)) is var done
+                    && done.IsCompletedSuccessfully && _process.HasExited)
+                {
+                    await Task.Delay(200);
+                    lock (_seen)
+                        if (CountOf(_seen.ToString(), text) >= count)
+                            return;
+                    throw new InvalidOperationException($"the command ended (exit code {_process.ExitCode}) before {count} lines with '{text}'; "
+                        + $"stdout: {Seen()}; stderr: {(_stderr.IsCompleted ? Encoding.UTF8.GetString(await _stderr) : "")}");
+                }
+                await done;
             }
             catch (OperationCanceledException)
             {
-                string seen;
-                lock (_seen)
-                    seen = _seen.ToString();
-                throw new TimeoutException($"waited {bound} for {count} lines with '{text}'; got: {seen}");
+                throw new TimeoutException($"waited {bound} for {count} lines with '{text}'; got: {Seen()}");
             }
         }
+    }
+
+    private string Seen()
+    {
+        lock (_seen)
+            return _seen.ToString();
     }
 
     private static int CountOf(string s, string text) => s.Split('\n').Count(l => l.Contains(text));
