@@ -91,6 +91,11 @@ try
             stderr.WriteLine($"sfrun: rank {r}: {result.Ranks[r]?.ToString() ?? "not started"}");
     if (result.Report is not null)
         stderr.WriteLine($"sfrun: {result.Report}");
+    if (result.EndBySignal is { } endSignal)
+    {
+        LogSetup.Shutdown();
+        SignalExit.Die(endSignal);
+    }
     return result.ExitCode;
 }
 catch (Exception e) when (e is UsageException)
