@@ -104,7 +104,8 @@ internal sealed class CommandRun : IAsyncDisposable
                 if (await Task.WhenAny(_lineArrived.WaitAsync(cts.Token), _process.WaitForExitAsync(cts.Token)) is var done
                     && done.IsCompletedSuccessfully && _process.HasExited)
                 {
-                    await Task.Delay(200);
+                    // What it printed last may still be in the pipe: wait for the reader to reach its end.
+                    await Task.WhenAny(_stdout, Task.Delay(TimeSpan.FromSeconds(10)));
                     lock (_seen)
                         if (CountOf(_seen.ToString(), text) >= count)
                             return;
