@@ -20,10 +20,6 @@ public sealed class Job
     private readonly Stream _stdin, _stdout, _stderr;
     /// <summary>How long the job waits for killed ranks to be reaped before it ends anyway.</summary>
     private static readonly TimeSpan KillGrace = TimeSpan.FromSeconds(10);
-    /// <summary>How long ranks may run on after a forwarded SIGHUP, SIGTERM or SIGQUIT before they are
-    /// killed: MPICH and UCX ranks catch SIGHUP and carry on, but a closed terminal or a batch
-    /// system's SIGTERM means the job is over (hydra's is gone within 3 s).</summary>
-    private static readonly TimeSpan SignalGrace = TimeSpan.FromSeconds(2);
 
     private readonly Channel<JobEvent> _events = Channel.CreateUnbounded<JobEvent>();
 
@@ -63,7 +59,6 @@ public sealed class Job
         var timeline = new Timeline(total);
         var resolved = ResolveBlocks();
         await using var output = await OutputRouter.OpenAsync(_spec.Output, total, _stdout, _stderr).ConfigureAwait(false);
-        _ = output.StdioPipeClosed.ContinueWith(_ => _events.Writer.TryWrite(new JobEvent.OutputClosed()), TaskScheduler.Default);
         await using var engine = EngineCatalog.Create(_spec.Engine, _spec.XenHost);
         var state = new RankTable(total);
         Pmi1Server? pmi = null;
@@ -118,15 +113,11 @@ public sealed class Job
             envBuilder.SetForJob(CloneWire.Variable, cloneAgent?.SocketPath ?? "");
             var startError = await StartRanksAsync(resolved, clones, prep, pmi, peerCheck, envBuilder, output, state, timeline, pumps, stopIo.Token, ct)
                 .ConfigureAwait(false);
-            var ending = await SuperviseAsync(state, timeline, pmi.Events, startError, output).ConfigureAwait(false);
+            var ending = await SuperviseAsync(state, timeline, pmi.Events, startError).ConfigureAwait(false);
 
             // Ranks are gone; their pipes close unless a grandchild holds them. Don't wait forever —
             // but output still on its way to a slow reader (backpressure) is waited for while it moves.
-            // Not after an interrupt: a Ctrl-C during heavy output must not wait for a terminal to
-            // draw what was queued (hydra drops it too).
             var allPumped = Task.WhenAll(pumps);
-            if (ending is JobEnding.Interrupted { Signal: Signals.SIGINT } or JobEnding.OutputClosed)
-                stopIo.Cancel();
             for (var written = -1L; !allPumped.IsCompleted && output.Written != written;)
             {
                 written = output.Written;
@@ -134,8 +125,7 @@ public sealed class Job
             }
             if (_spec.TimelinePath is { } timelinePath)
                 WriteTimeline(timelinePath, timeline, ending);
-            return new JobResult(ExitCodeRule.ExitCode(ending), ExitCodeRule.Report(ending, total), state.Exits())
-                { EndBySignal = ending is JobEnding.OutputClosed ? Signals.SIGPIPE : null };
+            return new JobResult(ExitCodeRule.ExitCode(ending), ExitCodeRule.Report(ending, total), state.Exits());
         }
         finally
         {
@@ -262,12 +252,10 @@ public sealed class Job
     /// <summary>The supervisor: reads events until every started rank has exited, and decides the
     /// job's ending from the first failure it sees. PMI events are taken before anything else: the
     /// server publishes a finalize before its ack, so a clean exit is never mistaken for a crash.</summary>
-    private async Task<JobEnding> SuperviseAsync(RankTable state, Timeline timeline, ChannelReader<PmiEvent> pmiEvents, string? startError,
-        OutputRouter output)
+    private async Task<JobEnding> SuperviseAsync(RankTable state, Timeline timeline, ChannelReader<PmiEvent> pmiEvents, string? startError)
     {
         JobEnding? ending = null;
         var interrupts = 0;
-        var graceStarted = false;
         int? forwardedSignal = null;
         if (startError is not null)
         {
@@ -280,9 +268,6 @@ public sealed class Job
                 return;
             ending = e;
             state.KillAll();
-            // A Ctrl-C ends the job now, not once a terminal has drawn the megabyte queued for it.
-            if (e is JobEnding.Interrupted { Signal: Signals.SIGINT })
-                output.DropStdio();
             // SIGKILL cannot be refused, but a rank stuck in the kernel (D state, a hung NFS
             // mount) is not reaped until it returns: bound the wait, as the job is decided.
             _ = Task.Delay(KillGrace).ContinueWith(_ => _events.Writer.TryWrite(new JobEvent.GraceExpired()), TaskScheduler.Default);
@@ -346,26 +331,6 @@ public sealed class Job
                     if (signal is Signals.SIGINT or Signals.SIGTERM or Signals.SIGHUP or Signals.SIGQUIT)
                         forwardedSignal ??= signal;
                     state.SignalAll(signal);
-                    // A first Ctrl-C is the ranks' to handle (the second ends the job); the others end it.
-                    if (signal is Signals.SIGTERM or Signals.SIGHUP or Signals.SIGQUIT && !graceStarted)
-                    {
-                        graceStarted = true;
-                        _ = Task.Delay(SignalGrace).ContinueWith(_ => _events.Writer.TryWrite(new JobEvent.SignalGraceExpired(signal)),
-                            TaskScheduler.Default);
-                    }
-                    break;
-                case JobEvent.SignalGraceExpired(var signal):
-                    if (ending is null)
-                    {
-                        Log.ForDebugEvent().Message("{Count} ranks still run {Grace} s after {Signal}; killing them", state.Running,
-                            SignalGrace.TotalSeconds, Signals.Name(signal)).Property("EventName", "SignalGraceExpired").Log();
-                        Fail(new JobEnding.Interrupted(signal));
-                    }
-                    break;
-                case JobEvent.OutputClosed:
-                    Log.ForDebugEvent().Message("sfrun's output pipe was closed by its reader; ending the job as SIGPIPE would")
-                        .Property("EventName", "OutputPipeClosed").Log();
-                    Fail(new JobEnding.OutputClosed());
                     break;
                 case JobEvent.TimedOut:
                     Fail(new JobEnding.TimedOut(_spec.Timeout ?? TimeSpan.Zero));

@@ -6,9 +6,4 @@ namespace Snowflock.Launcher;
 /// <param name="ExitCode">See <see cref="Internal.ExitCodeRule"/> for the rule (hydra's).</param>
 /// <param name="Report">The one line explaining a failure, or null when every rank succeeded.</param>
 /// <param name="Ranks">Each rank's own end, for <c>-print-all-exitcodes</c>; null if it never started.</param>
-public sealed record JobResult(int ExitCode, string? Report, IReadOnlyList<RankExit?> Ranks)
-{
-    /// <summary>A signal sfrun should end by, rather than exit with <see cref="ExitCode"/> (which is
-    /// 128 + it): SIGPIPE when its output pipe closed, as hydra is killed by it. Null for an exit.</summary>
-    public int? EndBySignal { get; init; }
-}
+public sealed record JobResult(int ExitCode, string? Report, IReadOnlyList<RankExit?> Ranks);

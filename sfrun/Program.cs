@@ -91,11 +91,6 @@ try
             stderr.WriteLine($"sfrun: rank {r}: {result.Ranks[r]?.ToString() ?? "not started"}");
     if (result.Report is not null)
         stderr.WriteLine($"sfrun: {result.Report}");
-    if (result.EndBySignal is { } endSignal)
-    {
-        LogSetup.Shutdown();
-        SignalExit.Die(endSignal);
-    }
     return result.ExitCode;
 }
 catch (Exception e) when (e is UsageException)

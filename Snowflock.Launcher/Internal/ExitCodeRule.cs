@@ -24,7 +24,6 @@ internal static class ExitCodeRule
         JobEnding.RankFailed f => f.Exit.ExitCode,
         JobEnding.NeverConnected => 1,
         JobEnding.Interrupted i => 128 + i.Signal,
-        JobEnding.OutputClosed => 128 + Signals.SIGPIPE,
         _ => LauncherFault,
     };
 
@@ -32,8 +31,6 @@ internal static class ExitCodeRule
     public static string? Report(JobEnding ending, int ranks) => ending switch
     {
         JobEnding.AllSucceeded => null,
-        // Nothing to say, as a process killed by SIGPIPE says nothing: the reader asked for no more.
-        JobEnding.OutputClosed => null,
         JobEnding.Aborted a => $"rank {a.Rank} ({a.Location}) called MPI_Abort with exit code {a.Code}"
             + (string.IsNullOrWhiteSpace(a.Message) ? "" : $" ({a.Message.Trim()})") + Others(ranks),
         JobEnding.RankFailed { Exit.Signal: { } s } f =>

@@ -13,7 +13,5 @@ internal abstract record JobEnding
     public sealed record ProtocolViolation(int Rank, string Location, string Message) : JobEnding;
     public sealed record StartFailed(string Message) : JobEnding;
     public sealed record Interrupted(int Signal) : JobEnding;
-    /// <summary>sfrun's stdout or stderr reader went away: the end SIGPIPE gives hydra.</summary>
-    public sealed record OutputClosed : JobEnding;
     public sealed record TimedOut(TimeSpan After) : JobEnding;
 }

@@ -12,10 +12,6 @@ internal abstract record JobEvent
     public sealed record RankExited(int Rank, RankExit Exit) : JobEvent;
     public sealed record Pmi(PmiEvent Event) : JobEvent;
     public sealed record SignalReceived(int Signal) : JobEvent;
-    /// <summary>sfrun's stdout or stderr is a pipe nobody reads any more (EPIPE).</summary>
-    public sealed record OutputClosed : JobEvent;
-    /// <summary>The grace after a forwarded SIGHUP, SIGTERM or SIGQUIT is over: ranks still running are killed.</summary>
-    public sealed record SignalGraceExpired(int Signal) : JobEvent;
     public sealed record TimedOut : JobEvent;
     public sealed record GraceExpired : JobEvent;
 }

@@ -58,17 +58,6 @@ internal sealed class OutputRouter : IAsyncDisposable
         _files[path] = new OutputSink(stream, ownsStream: true);
     }
 
-    /// <summary>Completes when sfrun's own stdout or stderr is a pipe whose reader has gone: the job
-    /// then ends as hydra's does, killed by SIGPIPE. A pattern file cannot close under sfrun.</summary>
-    public Task StdioPipeClosed => Task.WhenAny(_stdout.PipeClosed, _stderr.PipeClosed);
-
-    /// <summary>Drops the output queued for sfrun's own stdout and stderr (pattern files keep theirs).</summary>
-    public void DropStdio()
-    {
-        _stdout.Drop();
-        _stderr.Drop();
-    }
-
     /// <summary>Bytes every sink has taken so far: while it grows, output is still moving.</summary>
     public long Written => _stdout.Written + _stderr.Written + _files.Values.Sum(f => f.Written);
 

@@ -34,27 +34,6 @@ internal sealed class OutputSink : IAsyncDisposable
     /// <summary>True once the destination failed (e.g. stdout is a closed pipe); output is then dropped.</summary>
     public bool Broken { get; private set; }
 
-    private const int EPIPE = 32;
-    private readonly TaskCompletionSource _pipeClosed = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-    /// <summary>Completes when a write failed with EPIPE: the reader is gone (<c>sfrun ... | head -1</c>).
-    /// .NET ignores SIGPIPE, so this is where sfrun learns what the signal would have told it.</summary>
-    public Task PipeClosed => _pipeClosed.Task;
-
-    private volatile bool _dropping;
-
-    /// <summary>Drops what is queued and all that comes: after a Ctrl-C, a terminal must not be kept
-    /// drawing a megabyte of output the user interrupted.</summary>
-    public void Drop() => _dropping = true;
-
-    private void Fail(IOException e)
-    {
-        Broken = true;
-        // .NET puts the raw errno of a failed write into HResult on Unix.
-        if (e.HResult == EPIPE)
-            _pipeClosed.TrySetResult();
-    }
-
     /// <summary>Bytes taken off the queue so far: grows while the destination makes progress.</summary>
     public long Written => Interlocked.Read(ref _written);
 
@@ -67,7 +46,7 @@ internal sealed class OutputSink : IAsyncDisposable
             Task wait;
             lock (_gate)
             {
-                if (_queued < MaxQueuedBytes || Broken || _dropping)
+                if (_queued < MaxQueuedBytes || Broken)
                 {
                     _queued += chunk.Length;
                     _lines.Writer.TryWrite(chunk);
@@ -101,15 +80,15 @@ internal sealed class OutputSink : IAsyncDisposable
         {
             while (reader.TryRead(out var chunk))
             {
-                if (!Broken && !_dropping)
+                if (!Broken)
                 {
                     try
                     {
                         await buffered.WriteAsync(chunk).ConfigureAwait(false);
                     }
-                    catch (IOException e)
+                    catch (IOException)
                     {
-                        Fail(e);
+                        Broken = true;
                     }
                 }
                 Took(chunk.Length);
@@ -121,9 +100,9 @@ internal sealed class OutputSink : IAsyncDisposable
                 {
                     await buffered.FlushAsync().ConfigureAwait(false);
                 }
-                catch (IOException e)
+                catch (IOException)
                 {
-                    Fail(e);
+                    Broken = true;
                 }
             }
         }

@@ -46,9 +46,5 @@ internal static class HelpText
         "MPI rank exits 0 before MPI_Finalize; 255 for a timeout, a PMI protocol error or a rank that",
         "cannot start; 128+N if sfrun itself got signal N; 2 for a command-line error; 127 if the",
         "program is missing; 1 for other bad input (host file, output file, -wdir, engine).",
-        "The same rule for mpirun's options (Open MPI's mpirun says 128+N for a signal). A closed",
-        "stdout pipe (sfrun ... | head -1) kills sfrun by SIGPIPE, as hydra (the shell shows 141).",
-        "signals: a first Ctrl-C is forwarded to the ranks, a second ends the job; SIGHUP, SIGTERM",
-        "and SIGQUIT are forwarded and ranks still running 2 s later are killed.",
     ];
 }
