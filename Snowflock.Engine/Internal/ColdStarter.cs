@@ -25,16 +25,13 @@ internal static class ColdStarter
     /// <summary>True when starts go through sfwarm-exec (which can also restore the rank's fd limit).</summary>
     public static bool Guarded => Guard is not null;
 
-    /// <summary>A start of <paramref name="executable"/>, through the guard when there is one: its
-    /// own session, default signal dispositions and an empty signal mask (not the SIGPIPE .NET
-    /// ignores, nor the SIGINT a backgrounded sfrun inherited ignored), and, unless
-    /// <paramref name="diesWithSfrun"/> is false (a warm VM's master), death with sfrun.</summary>
-    public static ProcessStartInfo StartInfo(string executable, IEnumerable<string> arguments, bool diesWithSfrun = true)
+    /// <summary>A start of <paramref name="executable"/>, through the guard when there is one.</summary>
+    public static ProcessStartInfo StartInfo(string executable, IEnumerable<string> arguments)
     {
         var psi = new ProcessStartInfo(Guard ?? executable);
         if (Guard is not null)
         {
-            psi.ArgumentList.Add(diesWithSfrun ? Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture) : "0");
+            psi.ArgumentList.Add(Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
             psi.ArgumentList.Add(executable);
         }
         foreach (var arg in arguments)

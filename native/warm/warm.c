@@ -621,9 +621,7 @@ static void accept_job(pid_t master, int threads)
  * SIGHUP when the terminal goes), stdin from /dev/null, stdout and stderr to its log. */
 static void detach(const char *log)
 {
-    /* sfwarm-exec (which resets the signals sfrun's runtime ignores) has made it a session leader
-     * already, and setsid() fails for one. */
-    if (getsid(0) != getpid() && setsid() < 0)
+    if (setsid() < 0)
         fail("setsid");
     int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (in < 0 || dup2(in, 0) < 0)

@@ -65,17 +65,16 @@ internal sealed class WarmMaster : IAsyncDisposable
         SysProcess? process = null;
         try
         {
-            // Through sfwarm-exec, as a cold rank: the master (and so every clone) starts in its own
-            // session, out of the terminal's foreground group, so a Ctrl-C reaches only sfrun, which
-            // forwards it (a master killed by the terminal's SIGINT would take every clone along);
-            // with default signal dispositions and no blocked signal, whatever .NET left in sfrun;
-            // and it dies with sfrun.
-            var psi = ColdStarter.StartInfo(first.Executable, first.Arguments);
-            psi.UseShellExecute = false;
-            psi.RedirectStandardInput = true;
-            psi.RedirectStandardOutput = true;
-            psi.RedirectStandardError = true;
-            psi.WorkingDirectory = first.WorkingDirectory;
+            var psi = new System.Diagnostics.ProcessStartInfo(first.Executable)
+            {
+                UseShellExecute = false,
+                RedirectStandardInput = true,
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                WorkingDirectory = first.WorkingDirectory,
+            };
+            foreach (var arg in first.Arguments)
+                psi.ArgumentList.Add(arg);
             psi.Environment.Clear();
             foreach (var (name, value) in environment)
                 psi.Environment[name] = value;
@@ -85,7 +84,7 @@ internal sealed class WarmMaster : IAsyncDisposable
             FileDescriptorLimit.PassOn(psi.Environment);
             try
             {
-                process = await ColdStarter.StartAsync(psi).ConfigureAwait(false) ?? throw new WarmUnavailableException("the master did not start");
+                process = SysProcess.Start(psi) ?? throw new WarmUnavailableException("the master did not start");
             }
             catch (System.ComponentModel.Win32Exception e)
             {

@@ -22,14 +22,16 @@ internal static class WarmVmMaster
             throw new WarmVmCreateException($"{executable} cannot be a warm master: {why}");
         var library = NativeHelpers.Find("libsfwarm.so")
             ?? throw new WarmVmCreateException("libsfwarm.so not found (set SFRUN_NATIVE_DIR, or build native/ with scripts/setup)");
-        // Through sfwarm-exec without its death guard (the master outlives this sfrun): clones start
-        // with default signal dispositions, as cold ranks do, not with what .NET left in sfrun.
-        var psi = ColdStarter.StartInfo(executable, arguments, diesWithSfrun: false);
-        psi.UseShellExecute = false;
-        // Not sfrun's own stdio: a caller reading sfrun's output to its end must not wait for the master.
-        psi.RedirectStandardInput = true;
-        psi.RedirectStandardOutput = true;
-        psi.RedirectStandardError = true;
+        var psi = new System.Diagnostics.ProcessStartInfo(executable)
+        {
+            UseShellExecute = false,
+            // Not sfrun's own stdio: a caller reading sfrun's output to its end must not wait for the master.
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        foreach (var a in arguments)
+            psi.ArgumentList.Add(a);
         foreach (var name in WarmMasters.PerRankVariables.Append("SFWARM_SOCKET"))
             psi.Environment.Remove(name);
         psi.Environment["SFWARM_PAD"] = new string('.', 4096);
