@@ -26,8 +26,6 @@ public sealed class ProcessEngine : IEngine
     private StartupHints _hints = StartupHints.None;
     /// <summary>--isolate: the job's own network, where clones plug in and the PMI server listens.</summary>
     private JobNetwork? _network;
-    /// <summary>The job's cgroup and the helper that ends it, also after a SIGKILL of sfrun.</summary>
-    private JobGuard? _guard;
 
     public string Name => "process";
 
@@ -36,7 +34,6 @@ public sealed class ProcessEngine : IEngine
         // Ranks may start children of their own; as subreaper sfrun inherits them when a rank
         // dies, and teardown kills them too.
         Posix.BecomeSubreaper();
-        _guard = JobGuard.Start(master.JobId);
         if (master.Isolate)
         {
             if (!master.Warm)
@@ -51,7 +48,7 @@ public sealed class ProcessEngine : IEngine
         }
         else if (WarmWanted(master) is { } library)
         {
-            _warm = new WarmMasters(master.JobId, library, ConnectWithin, _guard.Cgroup);
+            _warm = new WarmMasters(master.JobId, library, ConnectWithin);
             if (Environment.GetEnvironmentVariable("SFRUN_WARM_HINTS") != "0")
                 _hints = StartupHints.ForOneHost(isolated: _network is not null);
         }
@@ -115,7 +112,7 @@ public sealed class ProcessEngine : IEngine
                 var identity = _network is null
                     ? new CloneIdentity(index, NodeId: 0, HostName: "localhost")
                     : new CloneIdentity(index, NodeId: index, HostName: $"{Environment.MachineName}-c{index}");
-                var clone = new ProcessClone(identity, _warm, _hints, _network, _guard?.Cgroup);
+                var clone = new ProcessClone(identity, _warm, _hints, _network);
                 _clones.Add(clone);
                 made.Add(clone);
             }
@@ -133,44 +130,24 @@ public sealed class ProcessEngine : IEngine
             await warm.DisposeAsync().ConfigureAwait(false);
         // The clones are gone; the job's network goes when the PMI server's sockets close too.
         _network?.Dispose();
-        // What the ranks forked is in the job's cgroup: the guard kills it all at once, removes
-        // the cgroup and the segments MPI left. Orphans outside it (no cgroup here) are killed by scanning.
-        if (Interlocked.Exchange(ref _guard, null) is { } guard)
-        {
-            await guard.DisposeAsync().ConfigureAwait(false);
-            KillOrphans(emptyScans: guard.Cgroup is null ? 2 : 1);
-        }
-        else
-            KillOrphans(emptyScans: 2);
+        KillOrphans();
     }
 
-    /// <summary>Kills what the ranks left behind outside a cgroup: descendants that were
-    /// reparented to sfrun, the subreaper. A dying orphan may orphan children of its own, and a
-    /// fork chain makes a new one as each dies, so the scan repeats until two in a row find
-    /// nothing (bounded: a chain faster than the scan is what the job's cgroup is for). With a
-    /// cgroup, whose processes are dead already, one empty scan is enough.</summary>
-    private static void KillOrphans(int emptyScans)
+    /// <summary>Kills what the ranks left behind: descendants that were reparented to sfrun.
+    /// Repeated because a dying orphan may itself orphan children.</summary>
+    private static void KillOrphans()
     {
-        var killed = 0;
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
-        for (var empty = 0; empty < emptyScans && DateTime.UtcNow < deadline;)
+        for (var round = 0; round < 10; round++)
         {
             var orphans = Posix.LiveChildren();
             if (orphans.Count == 0)
-            {
-                if (++empty < emptyScans)
-                    Thread.Sleep(1);
-                continue;
-            }
-            empty = 0;
+                return;
             foreach (var pid in orphans)
                 Posix.TrySignal(pid, Signals.SIGKILL);
-            killed += orphans.Count;
-            Thread.Sleep(1);
-        }
-        if (killed > 0)
-            Log.ForDebugEvent().Message("killed {Count} processes left behind by ranks", killed)
+            Log.ForDebugEvent().Message("killed {Count} processes left behind by ranks", orphans.Count)
                 .Property("EventName", "OrphansKilled").Log();
+            Thread.Sleep(10);
+        }
     }
 
     public async ValueTask DisposeAsync() => await TeardownAsync(CancellationToken.None).ConfigureAwait(false);

@@ -7,11 +7,8 @@ namespace Snowflock.Engine.Engines.Process.Internal;
 /// <summary>A slot on the local host. Its ranks are forked from the program's warm master when
 /// there is one (<paramref name="warm"/>), else started cold as children of sfrun; either way they
 /// live until teardown. <paramref name="hints"/> adds the warm start-up state to each rank. With
-/// <paramref name="network"/> (--isolate) each rank is forked into namespaces of its own on the job's bridge.
-/// <paramref name="cgroup"/> is the job's cgroup, which a cold rank and a warm VM's clone join
-/// before the program runs (a per-job master's clones are born in it).</summary>
-internal sealed class ProcessClone(CloneIdentity identity, WarmMasters? warm, StartupHints hints, JobNetwork? network = null,
-    string? cgroup = null) : IClone
+/// <paramref name="network"/> (--isolate) each rank is forked into namespaces of its own on the job's bridge.</summary>
+internal sealed class ProcessClone(CloneIdentity identity, WarmMasters? warm, StartupHints hints, JobNetwork? network = null) : IClone
 {
     private readonly List<IRankProcess> _ranks = [];
 
@@ -28,25 +25,17 @@ internal sealed class ProcessClone(CloneIdentity identity, WarmMasters? warm, St
             if (master is null)
                 throw new RankStartException($"rank {start.Rank}: --isolate forks each clone from a warm master, and {start.Executable} "
                     + "cannot be one (run with -v for why)");
-            var isolated = new Dictionary<string, string>(InCgroupIfAttached(start).Environment) { ["SFWARM_ISOLATE"] = JobNetwork.CloneSpec(Identity.CloneId, Identity.HostName) };
+            var isolated = new Dictionary<string, string>(start.Environment) { ["SFWARM_ISOLATE"] = JobNetwork.CloneSpec(Identity.CloneId, Identity.HostName) };
             rank = await master.ForkAsync(start with { Environment = isolated }, Identity.HostName, ct, network.Fd).ConfigureAwait(false);
         }
         else if (warm is not null && await warm.ForAsync(start, ct).ConfigureAwait(false) is { } master)
-            rank = await master.ForkAsync(InCgroupIfAttached(start), Identity.HostName, ct).ConfigureAwait(false);
+            rank = await master.ForkAsync(start, Identity.HostName, ct).ConfigureAwait(false);
         else
-            rank = await StartColdAsync(InCgroup(start)).ConfigureAwait(false);
+            rank = await StartColdAsync(start).ConfigureAwait(false);
         lock (_ranks)
             _ranks.Add(rank);
         return rank;
     }
-
-    /// <summary>A start whose process joins the job's cgroup (sfwarm-exec, or libsfwarm in a clone).</summary>
-    private RankStart InCgroup(RankStart start) =>
-        cgroup is null ? start : start with { Environment = new Dictionary<string, string>(start.Environment) { [JobGuard.Variable] = cgroup } };
-
-    /// <summary>Only a warm VM's clones join on their own: a per-job master's are born in the
-    /// cgroup, and moving a process costs the kernel a global lock.</summary>
-    private RankStart InCgroupIfAttached(RankStart start) => warm is { Attached: true } ? InCgroup(start) : start;
 
     /// <summary>With a PMI socket the rank finds the server by PMI_FD, as under hydra: the number
     /// is the fd's in sfrun, which a cold rank inherits as is and a warm master rewrites to the

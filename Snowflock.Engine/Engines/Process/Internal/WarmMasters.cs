@@ -32,20 +32,12 @@ internal sealed class WarmMasters : IAsyncDisposable
     /// <summary>With <c>--vm</c>: the warm VM's master, which every rank of the job forks from.</summary>
     private readonly Task<WarmMaster?>? _attached;
 
-    /// <summary>The job's cgroup (<see cref="JobGuard"/>), which each master joins before it runs
-    /// anything, so its clones and all they fork are born inside; null: the job has none.</summary>
-    private readonly string? _cgroup;
-
-    public WarmMasters(string jobId, string library, TimeSpan connectWithin, string? cgroup = null)
+    public WarmMasters(string jobId, string library, TimeSpan connectWithin)
     {
         _jobId = jobId;
         _library = library;
         _connectWithin = connectWithin;
-        _cgroup = cgroup;
     }
-
-    /// <summary>True when every rank forks from a warm VM's master, which is in no job's cgroup.</summary>
-    public bool Attached => _attached is not null;
 
     /// <summary>The masters of a job that forks every rank from a warm VM's master (already connected).</summary>
     public WarmMasters(string jobId, WarmMaster attached)
@@ -86,8 +78,6 @@ internal sealed class WarmMasters : IAsyncDisposable
             // Room for each clone's own environment in the area /proc/PID/environ shows (libsfwarm
             // rewrites it there when it fits): the per-rank variables plus some slack.
             env["SFWARM_PAD"] = new string('.', 4096);
-            if (_cgroup is not null)
-                env[JobGuard.Variable] = _cgroup;
             profile = WarmProfile.PathFor(first.Executable);
             preload = WarmProfile.PreloadList(profile);
             if (!string.IsNullOrEmpty(preload))
