@@ -10,7 +10,6 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-#include "cgroup.h"
 #include "nofile.h"
 
 int main(int argc, char **argv)
@@ -39,9 +38,6 @@ int main(int argc, char **argv)
         return 127;
     }
     if (sfwarm_restore_nofile() != 0)
-        return 127;
-    /* Before exec: the program's first fork is inside the job's cgroup already. */
-    if (sfwarm_join_job_cgroup() != 0)
         return 127;
     execv(argv[2], argv + 2);
     fprintf(stderr, "sfrun: cannot execute %s: %s\n", argv[2], strerror(errno));

@@ -23,7 +23,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cgroup.h"
 #include "isolate.h"
 #include "nofile.h"
 #include "profile.h"
@@ -480,11 +479,6 @@ static char **become_rank(struct fork_request *req, pid_t master)
         if (req->fds[i] > 2)
             close(req->fds[i]);
     adopt_pmi_fd(req);
-    /* A warm VM's master is in no job's cgroup: each clone joins its own job's, before
-     * --isolate's namespaces, so the job's teardown kills whatever the rank forks. */
-    for (char **e = req->env; e && *e; e++)
-        if (strncmp(*e, "SFWARM_CGROUP=", 14) == 0 && (*e)[14] && sfwarm_join_cgroup(*e + 14) != 0)
-            _exit(127);
     char **isolation = isolation_of(req->env);
     if (isolation) {
         /* The rank's environment does not show it; the pad of the master's area makes room. */
@@ -777,8 +771,6 @@ static int warm_main(int argc, char **argv, char **envp)
     if (!path || !*path)
         return real_main(argc, argv, envp);
     if (sfwarm_restore_nofile() != 0) /* before any clone: each inherits the master's limit */
-        _exit(126);
-    if (sfwarm_join_job_cgroup() != 0) /* before any clone: each inherits the master's cgroup */
         _exit(126);
     if (listen_mode)
         detach(getenv("SFWARM_LOG"));
