@@ -103,15 +103,9 @@ internal sealed record QemuTemplate(string Directory, int MemoryMiB)
         {
             try
             {
-                // FileShare.None takes an exclusive advisory lock on Unix.
-                // 0600 like the rest of the cache, whatever the umask.
-                if (OperatingSystem.IsWindows())
-                    throw new PlatformNotSupportedException("sfrun needs Linux");
-                return new FileStream(path, new FileStreamOptions
-                {
-                    Mode = FileMode.OpenOrCreate, Access = FileAccess.ReadWrite, Share = FileShare.None,
-                    UnixCreateMode = UserCache.PrivateFile,
-                });
+                // FileShare.None (which UserCache's files have) takes an exclusive advisory lock on
+                // Unix; the file is 0600 like the rest of the cache, whatever the umask.
+                return UserCache.CreateFile(path, FileMode.OpenOrCreate);
             }
             catch (IOException)
             {
