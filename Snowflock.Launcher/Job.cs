@@ -54,12 +54,14 @@ public sealed class Job
     /// <see cref="EngineUnavailableException"/>); every later failure is a <see cref="JobResult"/>.</summary>
     public async Task<JobResult> RunAsync(CancellationToken ct)
     {
-        (_spec, _) = PlacementPlan.Apply(_spec, Environment.GetEnvironmentVariable);
+        (_spec, _, var hostPlan) = PlacementPlan.Apply(_spec, Environment.GetEnvironmentVariable);
         var total = _spec.TotalRanks;
         var timeline = new Timeline(total);
         var resolved = ResolveBlocks();
         await using var output = await OutputRouter.OpenAsync(_spec.Output, total, _stdout, _stderr).ConfigureAwait(false);
-        await using var engine = EngineCatalog.Create(_spec.Engine, _spec.XenHost);
+        // Ranks on other hosts: one agent per host, reached through the site's launcher; else the engine runs them here.
+        await using var engine = hostPlan.AllLocal ? EngineCatalog.Create(_spec.Engine, _spec.XenHost)
+            : new Internal.Hosts.HostsEngine(hostPlan, _spec.HostLaunch, Environment.GetEnvironmentVariable);
         var state = new RankTable(total);
         Pmi1Server? pmi = null;
         CloneAgent? cloneAgent = null;

@@ -62,6 +62,15 @@ public sealed record JobSpec
     /// <summary><c>--stdin</c>: the rank that reads sfrun's stdin; null: none. Default 0, as both launchers.</summary>
     public int? StdinRank { get; init; } = 0;
 
+    /// <summary><c>--map-by node</c> (<c>-map-by node</c>): ranks go round the hosts one at a time instead of filling each host's slots.</summary>
+    public bool MapByNode { get; init; }
+
+    /// <summary><c>-launcher</c>, <c>-launcher-exec</c>, <c>-iface</c>: how the other hosts of a multi-host job are reached.</summary>
+    public Hosts.HostLaunchOptions HostLaunch { get; init; } = new();
+
+    /// <summary>Set by placement: each rank's host. Null until the job is placed.</summary>
+    internal Internal.Hosts.HostPlan? HostPlan { get; init; }
+
     public int TotalRanks => Blocks.Sum(b => b.Ranks);
 }
 

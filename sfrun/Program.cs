@@ -21,6 +21,12 @@ try
     // Sub-commands: the first word selects one; everything else is an mpiexec command line.
     if (args is ["warm", .. var warmArgs])
         return await WarmCommand.RunAsync(warmArgs, Console.Out, CancellationToken.None);
+    if (args is ["agent", .. var agentArgs])
+    {
+        LogSetup.Configure(agentArgs.Contains("-v") ? 1 : 0, Environment.GetEnvironmentVariable("SFRUN_LOG"));
+        FileDescriptorLimit.RaiseToHard();
+        return await AgentCommand.RunAsync(agentArgs, Console.In, Console.Error);
+    }
     var invocation = SfrunCommandLine.Parse(args, Environment.GetEnvironmentVariable);
     verbosity = invocation.Verbosity;
     if (invocation.Engines)

@@ -17,7 +17,17 @@ internal static partial class Posix
     [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
     private static partial int Fcntl(int fd, int command, int arg);
 
-    private const int F_SETFD = 2, FD_CLOEXEC = 1;
+    private const int F_SETFD = 2, FD_CLOEXEC = 1, F_DUPFD_CLOEXEC = 1030;
+
+    /// <summary>A second, close-on-exec descriptor of the same open socket, owned by the caller.</summary>
+    /// <exception cref="IOException">fcntl failed (out of fds).</exception>
+    public static System.Net.Sockets.Socket DuplicateSocket(System.Net.Sockets.Socket socket)
+    {
+        var fd = Fcntl((int)socket.Handle, F_DUPFD_CLOEXEC, 0);
+        if (fd < 0)
+            throw new IOException($"fcntl(F_DUPFD_CLOEXEC) failed: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+        return new System.Net.Sockets.Socket(new System.Net.Sockets.SafeSocketHandle(fd, ownsHandle: true));
+    }
 
     /// <summary>Sets or clears close-on-exec on <paramref name="fd"/>.</summary>
     /// <exception cref="IOException">fcntl failed (the fd is not open).</exception>

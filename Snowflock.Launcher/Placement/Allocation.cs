@@ -53,6 +53,27 @@ public sealed record Allocation(IReadOnlyList<HostSlots> Hosts, string Source, b
         return result;
     }
 
+    /// <summary><c>--map-by node</c>: rank r on host r mod hosts, each host up to its slots, then around again.</summary>
+    public IReadOnlyList<string> HostOfRanksRoundRobin(int ranks)
+    {
+        var result = new List<string>(ranks);
+        var used = new int[Hosts.Count];
+        while (result.Count < ranks)
+        {
+            var placedOne = false;
+            for (var i = 0; i < Hosts.Count && result.Count < ranks; i++)
+                if (used[i] < Hosts[i].Slots)
+                {
+                    used[i]++;
+                    result.Add(Hosts[i].Host);
+                    placedOne = true;
+                }
+            if (!placedOne)
+                Array.Clear(used); // every slot taken: oversubscribe, round again
+        }
+        return result;
+    }
+
     /// <summary>True for names that mean the machine sfrun runs on.</summary>
     public static bool IsLocal(string host)
     {

@@ -38,9 +38,17 @@ enum agent_frame_type {
     AGENT_STDIN = 0x05,    /* channel = rank slot; data for the rank's stdin; length 0 = EOF */
     AGENT_SIGNAL = 0x06,   /* channel = rank slot; payload: u32 signal number */
     AGENT_QUIT = 0x07,     /* kill every rank and power the guest off */
+    /* host -> host agent only (`sfrun agent` on another host of a multi-host job; this C agent
+       never sees them): */
+    AGENT_JOB = 0x08,       /* payload "key=value\n" lines: the host's share of the job; answered
+                               by IDENTITY_ACK ("ready") or ERROR on channel 0 */
+    AGENT_CHALLENGE = 0x09, /* payload: 32 random bytes; the agent's HELLO carries
+                               HMAC-SHA256(job secret, these bytes), never the secret itself */
 
     /* both ways */
-    AGENT_PMI_DATA = 0x10,  /* channel = relay stream; bytes; length 0 = that side closed */
+    AGENT_PMI_DATA = 0x10,  /* channel = relay stream; bytes; length 0 = that side closed. For a
+                               host agent's rank started with a PMI socket, the stream is the
+                               rank's slot + 1, joined on both sides at START (no PMI_OPEN). */
 
     /* guest -> host */
     AGENT_HELLO = 0x81,        /* payload "snowflock-agent <version>\n" */

@@ -93,10 +93,9 @@ internal static class SfrunCommandLine
             return new Invocation(null, false, true, verbosity);
         if (all.Any(o => o.Info))
             return new Invocation(null, false, false, verbosity) { Info = true };
-        foreach (var launcher in all.Select(o => o.Launcher).OfType<string>())
-            if (launcher != "fork")
-                throw new UsageException($"-launcher {launcher} starts ranks on other hosts, which sfrun does not support yet; "
-                    + "use -launcher fork or leave it out to run on this host");
+        var launcherName = all.Select(o => o.Launcher).LastOrDefault(l => l is not null);
+        if (launcherName is not null && !Snowflock.Launcher.Hosts.HostLaunchOptions.Names.Contains(launcherName) && launcherName != "rsh")
+            throw new UsageException($"-launcher {launcherName}: sfrun's launchers are {string.Join(", ", Snowflock.Launcher.Hosts.HostLaunchOptions.Names)}");
 
         var vm = all.Select(o => o.Vm).LastOrDefault(v => v is not null);
         if (all.Any(o => o.Isolate) && all.Any(o => o.NoWarm))
@@ -197,6 +196,13 @@ internal static class SfrunCommandLine
             HostList = all.Select(o => o.Hosts).LastOrDefault(h => h is not null),
             HostFile = all.Select(o => o.HostFile).LastOrDefault(h => h is not null),
             PerNode = perNode,
+            MapByNode = all.Select(o => o.MapBy).LastOrDefault(m => m is not null) is "node",
+            HostLaunch = new Snowflock.Launcher.Hosts.HostLaunchOptions
+            {
+                Launcher = launcherName,
+                LauncherExec = all.Select(o => o.LauncherExec).LastOrDefault(l => l is not null),
+                Interface = all.Select(o => o.Iface).LastOrDefault(i => i is not null),
+            },
             Timeout = timeoutText is null ? null : Timeout(timeoutText),
             MaxClones = maxClones,
         }, false, false, verbosity) { DisplayAllocation = all.Any(o => o.DisplayAllocation), DisplayMap = all.Any(o => o.DisplayMap) };

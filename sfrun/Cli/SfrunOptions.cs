@@ -47,6 +47,7 @@ internal sealed class SfrunOptions
     [Option("output-filename")] public string? OutputFilename { get; set; }
     [Option("stdin")] public string? Stdin { get; set; }
     [Option("launcher")] public string? Launcher { get; set; }
+    [Option("launcher-exec")] public string? LauncherExec { get; set; }
     [Option("iface")] public string? Iface { get; set; }
     [Option("envall")] public bool EnvAll { get; set; }
     [Option("envnone")] public bool EnvNone { get; set; }

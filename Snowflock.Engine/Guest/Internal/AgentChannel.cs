@@ -33,6 +33,8 @@ internal sealed partial class AgentChannel : IAsyncDisposable
     private bool _saidRelayRefused;
     private TaskCompletionSource<string> _hello = NewWaiter<string>();
     private TaskCompletionSource<string> _identityAck = NewWaiter<string>();
+    private readonly TaskCompletionSource<string> _jobError = NewWaiter<string>();
+    private volatile bool _awaitingJob;
 
     /// <param name="stream">The connected channel; owned (disposed) by this object.</param>
     /// <param name="name">The clone's name, for messages ("vm3").</param>
@@ -46,6 +48,12 @@ internal sealed partial class AgentChannel : IAsyncDisposable
     }
 
     public string Name => _name;
+
+    /// <summary>Where its ranks run, for reports: "in vm3" for a VM clone, "on h2" for a host.</summary>
+    public string Place { get; init; } = "";
+
+    /// <summary>Set once the channel has ended while ranks still ran (the guest or host agent is gone).</summary>
+    public bool Gone { get; private set; }
 
     /// <summary>Relays one guest may have open at once: a few per rank is plenty (MPICH opens
     /// one); beyond that a guest is flooding, and each relay costs sfrun a socket.</summary>
@@ -90,6 +98,38 @@ internal sealed partial class AgentChannel : IAsyncDisposable
         return await ack.ConfigureAwait(false);
     }
 
+    /// <summary>Hands a host agent its share of the job (JOB) and waits until it says it is ready
+    /// (IDENTITY_ACK) or why it cannot be (ERROR on channel 0, thrown as a <see cref="CloneFailedException"/>).</summary>
+    public async Task<string> SendJobAsync(ReadOnlyMemory<byte> payload, CancellationToken ct)
+    {
+        var ack = _identityAck.Task;
+        _awaitingJob = true;
+        await SendAsync(AgentFrameType.Job, 0, payload, ct).ConfigureAwait(false);
+        var done = await Task.WhenAny(ack, _jobError.Task, _reader, Task.Delay(Timeout.Infinite, ct)).ConfigureAwait(false);
+        _awaitingJob = false;
+        if (done == ack)
+            return await ack.ConfigureAwait(false);
+        ct.ThrowIfCancellationRequested();
+        if (done == _jobError.Task)
+            throw new CloneFailedException($"{_name}: {await _jobError.Task.ConfigureAwait(false)}");
+        throw new CloneFailedException($"{_name}: the agent's connection closed before it was ready");
+    }
+
+    /// <summary>Joins a rank's PMI connection (<paramref name="socket"/>, the server's socket pair
+    /// end for that rank, now owned here) to stream <c>slot + 1</c> of a host agent, which joins
+    /// the rank's own PMI_FD there. Call before the rank's START, so no byte of it is missed.</summary>
+    public void JoinPmi(ushort slot, Socket socket)
+    {
+        var stream = (ushort)(slot + 1);
+        var relay = new PmiRelayStream(this, stream, null, _stop.Token, socket);
+        if (!_relays.TryAdd(stream, relay))
+        {
+            relay.Dispose();
+            throw new InvalidOperationException($"PMI stream {stream} of {_name} is in use");
+        }
+        relay.Start(() => _relays.TryRemove(stream, out _));
+    }
+
     /// <summary>Starts one rank in the guest, in slot <paramref name="slot"/> (unique per channel).</summary>
     public async Task<IRankProcess> StartRankAsync(ushort slot, RankStart start, CancellationToken ct)
     {
@@ -97,7 +137,7 @@ internal sealed partial class AgentChannel : IAsyncDisposable
             && int.TryParse(pmiPort.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var port)
             && port is > 0 and <= 65535)
             _pmiPort = port;
-        var rank = new GuestRankProcess(this, slot, start.Rank, _name);
+        var rank = new GuestRankProcess(this, slot, start.Rank, Place.Length > 0 ? Place : $"in {_name}");
         if (!_ranks.TryAdd(slot, rank))
             throw new InvalidOperationException($"slot {slot} of {_name} is in use");
         var payload = AgentFrame.StartPayload(start.Executable, start.WorkingDirectory, start.Arguments, start.Environment);
@@ -160,6 +200,8 @@ internal sealed partial class AgentChannel : IAsyncDisposable
         {
             await reader.CompleteAsync().ConfigureAwait(false);
             // A guest that is gone takes its ranks with it: as if each had been killed.
+            Gone = !_ranks.IsEmpty;
+            _jobError.TrySetResult("the agent's connection closed");
             foreach (var rank in _ranks.Values)
                 rank.GuestGone();
             foreach (var relay in _relays.Values)
@@ -184,6 +226,9 @@ internal sealed partial class AgentChannel : IAsyncDisposable
                 break;
             case AgentFrameType.Error when _ranks.TryRemove(header.Channel, out var rank):
                 rank.OnStartFailed(Encoding.UTF8.GetString(payload));
+                break;
+            case AgentFrameType.Error when header.Channel == 0 && _awaitingJob:
+                _jobError.TrySetResult(Encoding.UTF8.GetString(payload));
                 break;
             case AgentFrameType.Error:
                 Log.ForWarnEvent().Message("{Vm}: agent: {Error}", _name, Encoding.UTF8.GetString(payload)).Property("EventName", "AgentError").Log();

@@ -15,6 +15,8 @@ internal enum AgentFrameType : byte
     Stdin = 0x05,
     Signal = 0x06,
     Quit = 0x07,
+    Job = 0x08,
+    Challenge = 0x09,
     PmiData = 0x10,
     Hello = 0x81,
     IdentityAck = 0x82,

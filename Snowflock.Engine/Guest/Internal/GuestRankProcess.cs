@@ -10,10 +10,12 @@ internal sealed class GuestRankProcess : IRankProcess
     private readonly AgentChannel _channel;
     private readonly ushort _slot;
     private readonly string _vm;
+    private bool _gone;
     private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource<RankExit> _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _guestPid;
 
+    /// <param name="vm">Where it runs, for reports: "in vm3", "on h2".</param>
     public GuestRankProcess(AgentChannel channel, ushort slot, int rank, string vm)
     {
         _channel = channel;
@@ -26,7 +28,7 @@ internal sealed class GuestRankProcess : IRankProcess
     }
 
     public int Rank { get; }
-    public string Location => $"pid {_guestPid} in {_vm}";
+    public string Location => $"pid {_guestPid} {_vm}" + (_gone ? ", whose agent is gone" : "");
     public Stream StandardInput { get; }
     public Stream StandardOutput { get; }
     public Stream StandardError { get; }
@@ -47,7 +49,7 @@ internal sealed class GuestRankProcess : IRankProcess
 
     internal void OnStartFailed(string message)
     {
-        _started.TrySetException(new RankStartException($"rank {Rank} in {_vm}: {message}"));
+        _started.TrySetException(new RankStartException($"rank {Rank} {_vm}: {message}"));
         Stdout.Writer.Complete();
         Stderr.Writer.Complete();
     }
@@ -79,7 +81,8 @@ internal sealed class GuestRankProcess : IRankProcess
 
     internal void GuestGone()
     {
-        _started.TrySetException(new RankStartException($"rank {Rank}: {_vm} stopped before the rank started"));
+        _gone = true;
+        _started.TrySetException(new RankStartException($"rank {Rank}: the agent {_vm} stopped before the rank started"));
         OnExit(new RankExit(0, 9));
     }
 

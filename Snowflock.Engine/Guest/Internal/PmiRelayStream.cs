@@ -10,9 +10,12 @@ namespace Snowflock.Engine.Guest.Internal;
 /// socket (<see cref="GuestRankProcess.HostPid"/>), so strangers on the host still cannot claim a
 /// rank. Guest-to-server bytes queue until the connection is up; order is kept both ways.
 /// </summary>
-internal sealed class PmiRelayStream(AgentChannel channel, ushort id, IPEndPoint server, CancellationToken stop) : IDisposable
+/// <param name="server">Where to connect; null when <paramref name="connected"/> is given.</param>
+/// <param name="connected">An already connected socket to join instead (a host agent's rank's
+/// end of the PMI server's socket pair), owned by the relay from now on.</param>
+internal sealed class PmiRelayStream(AgentChannel channel, ushort id, IPEndPoint? server, CancellationToken stop, Socket? connected = null) : IDisposable
 {
-    private readonly Socket _socket = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+    private readonly Socket _socket = connected ?? new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
     /// <summary>Frames from the guest not yet sent on (each up to 64 KiB): when full, the channel's
     /// reader waits, so a guest that floods a relay is slowed instead of filling sfrun's memory.</summary>
     private const int QueuedFrames = 16;
@@ -26,7 +29,8 @@ internal sealed class PmiRelayStream(AgentChannel channel, ushort id, IPEndPoint
         {
             try
             {
-                await _socket.ConnectAsync(server, stop).ConfigureAwait(false);
+                if (server is not null)
+                    await _socket.ConnectAsync(server, stop).ConfigureAwait(false);
                 var up = PumpToServerAsync();
                 await PumpFromServerAsync().ConfigureAwait(false);
                 await up.ConfigureAwait(false);
