@@ -81,7 +81,9 @@ public static class HostAgent
                 await s.ConnectAsync(host, port, ct).ConfigureAwait(false);
                 return s;
             }
-            catch (SocketException) when (DateTime.UtcNow < deadline)
+            // Refused means nothing listens there: the head listens before it starts any agent, so
+            // it has given up on the job (another host failed) and this agent must not linger.
+            catch (SocketException e) when (e.SocketErrorCode != SocketError.ConnectionRefused && DateTime.UtcNow < deadline)
             {
                 s.Dispose();
                 await Task.Delay(200, ct).ConfigureAwait(false);
