@@ -97,13 +97,20 @@ public sealed class DialectOptionTests
     }
 
     [Theory]
-    [InlineData("-launcher", "ssh", "other hosts")]
-    [InlineData("-bootstrap", "slurm", "other hosts")]
-    [InlineData("-launcher-exec", "/usr/bin/ssh", "other hosts")]
+    [InlineData("-launcher", "lsf", "ssh, slurm, fork, manual")]
+    [InlineData("-bootstrap", "pbs", "ssh, slurm, fork, manual")]
     [InlineData("--map-by", "dist", "ppr:N:node")]
     [InlineData("--bind-to", "board", "core, socket")]
     public void Options_that_cannot_work_here_are_one_line_errors(string option, string value, string says) =>
         Assert.Contains(says, Refused(option, value, "./a").Message);
+
+    [Fact]
+    public void Launcher_bootstrap_and_their_exec_reach_the_job_as_hydra_spells_them()
+    {
+        Assert.Equal("ssh", Job("-launcher", "ssh", "./a").HostLaunch.Launcher);
+        Assert.Equal("slurm", Job("-bootstrap", "slurm", "./a").HostLaunch.Launcher);
+        Assert.Null(Job("./a").HostLaunch.Launcher);
+    }
 
     [Fact]
     public void Nooversubscribe_refuses_more_ranks_than_CPUs()

@@ -123,6 +123,8 @@ public sealed class OpenMpiThroughWrappersTests
         Assert.Equal(Dialect.Sorted(theirs), Dialect.Sorted(ours));
         var oursHydra = await Dialect.Sfrun("-n", "3", "sh", "-c", hydraShow);
         var hydra = await Dialect.Hydra("-n", "3", "sh", "-c", hydraShow);
+        // Once, under a loaded parallel run, hydra printed nothing: say what it said instead.
+        Assert.True(hydra.ExitCode == 0 && hydra.OutLines.Length == 3, $"mpiexec.hydra: exit {hydra.ExitCode}: {hydra.Out}{hydra.Err}");
         Assert.Equal(Dialect.Sorted(hydra), Dialect.Sorted(oursHydra));
     }
 }

@@ -120,13 +120,15 @@ public sealed class OptionDialectTests
     }
 
     [Fact]
-    public async Task Hydras_launchers_fork_runs_others_are_one_line_errors()
+    public async Task Hydras_launchers_run_and_unknown_ones_are_one_line_errors()
     {
         Assert.Equal(0, (await Dialect.Sfrun("-launcher", "fork", "-iface", "lo", "-usize", "4", "-n", "1", "true")).ExitCode);
-        var ssh = await Dialect.Sfrun("-launcher", "ssh", "-n", "1", "true");
-        Assert.Equal(2, ssh.ExitCode);
-        Assert.Single(ssh.Err.Trim().Split('\n'));
-        Assert.Contains("other hosts", ssh.Err);
+        // ssh with every rank on this host starts no ssh, as hydra's.
+        Assert.Equal(0, (await Dialect.Sfrun("-launcher", "ssh", "-n", "1", "true")).ExitCode);
+        var lsf = await Dialect.Sfrun("-launcher", "lsf", "-n", "1", "true");
+        Assert.Equal(2, lsf.ExitCode);
+        Assert.Single(lsf.Err.Trim().Split('\n'));
+        Assert.Contains("ssh, slurm, fork, manual", lsf.Err);
         var info = await Dialect.Sfrun("-info");
         Assert.Equal(0, info.ExitCode);
         Assert.Contains("Launchers available", info.Out);

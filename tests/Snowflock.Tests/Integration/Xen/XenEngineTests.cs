@@ -60,19 +60,19 @@ public sealed class XenEngineTests(XenHost host)
         await AssertNoJobFilesAsync();
     }
 
-    /// <summary>Issue #15's stress: three message-passing jobs in a row, four domUs each, every one
-    /// bounded, none may hang: ranks that reach MPI_Finalize 300 ms apart after talking to every
-    /// peer (the pattern that deadlocked every time without libsfucx), cpi, and an allreduce up to
-    /// 256 KiB (the ring runs in the --xen-host test above). Three, not more: each job restores
-    /// four domUs under nested TCG, and CI must stay lean. Output as the process engine prints it.</summary>
+    /// <summary>Issue #15's finalize case across domUs, bounded: ranks that reach MPI_Finalize
+    /// 300 ms apart after talking to every peer (the pattern that deadlocked every time without
+    /// libsfucx); the ring of four clones runs in the --xen-host test above. Output as the process
+    /// engine prints it.</summary>
     [Fact]
-    public async Task Three_message_passing_jobs_across_four_domUs_all_finish()
+    public async Task A_message_passing_job_whose_ranks_finalize_apart_across_four_domUs_finishes()
     {
+        // One job: ranks that reach MPI_Finalize 300 ms apart after talking to every peer. cpi and
+        // allreduce across clones run in the qemu stress; three jobs here took 20 min of a CI run
+        // whose machine was slower than this one, and the whole run ran out of its 90 min.
         string[][] programs =
         [
             [Repo.TestProgram("late_finalize"), "300"],
-            [Repo.Example("cpi"), "20000"],
-            [Repo.Example("allreduce"), "5"],
         ];
         for (var run = 0; run < programs.Length; run++)
         {
