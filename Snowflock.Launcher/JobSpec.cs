@@ -68,9 +68,6 @@ public sealed record JobSpec
     /// <summary><c>-launcher</c>, <c>-launcher-exec</c>, <c>-iface</c>: how the other hosts of a multi-host job are reached.</summary>
     public Hosts.HostLaunchOptions HostLaunch { get; init; } = new();
 
-    /// <summary>Set by placement: each rank's host. Null until the job is placed.</summary>
-    internal Internal.Hosts.HostPlan? HostPlan { get; init; }
-
     public int TotalRanks => Blocks.Sum(b => b.Ranks);
 }
 

@@ -26,7 +26,6 @@ internal static class PlacementPlan
             if (spec.Isolate || spec.WarmVm is not null)
                 throw new PlacementException($"{(spec.Isolate ? "--isolate" : "--vm")} works on one host only; ranks are placed on {string.Join(", ", plan.Hosts)}");
         }
-        placed = placed with { HostPlan = plan };
         return (placed, allocation, plan);
     }
 }

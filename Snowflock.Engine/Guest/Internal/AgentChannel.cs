@@ -52,9 +52,6 @@ internal sealed partial class AgentChannel : IAsyncDisposable
     /// <summary>Where its ranks run, for reports: "in vm3" for a VM clone, "on h2" for a host.</summary>
     public string Place { get; init; } = "";
 
-    /// <summary>Set once the channel has ended while ranks still ran (the guest or host agent is gone).</summary>
-    public bool Gone { get; private set; }
-
     /// <summary>Relays one guest may have open at once: a few per rank is plenty (MPICH opens
     /// one); beyond that a guest is flooding, and each relay costs sfrun a socket.</summary>
     public const int MaxRelays = 64;
@@ -200,7 +197,6 @@ internal sealed partial class AgentChannel : IAsyncDisposable
         {
             await reader.CompleteAsync().ConfigureAwait(false);
             // A guest that is gone takes its ranks with it: as if each had been killed.
-            Gone = !_ranks.IsEmpty;
             _jobError.TrySetResult("the agent's connection closed");
             foreach (var rank in _ranks.Values)
                 rank.GuestGone();
