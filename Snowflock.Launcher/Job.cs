@@ -104,6 +104,8 @@ public sealed class Job
                 else
                     pmi.Start(prep.PmiListenAddress);
             }
+            if (engine is Internal.Hosts.IAggregatesPmi aggregating)
+                aggregating.JoinHostPmi(pmi.ConnectHost);
             if (_spec.Timeout is { } timeout)
                 _ = Task.Delay(timeout, stopIo.Token).ContinueWith(t => { if (!t.IsCanceled) _events.Writer.TryWrite(new JobEvent.TimedOut()); },
                     TaskScheduler.Default);

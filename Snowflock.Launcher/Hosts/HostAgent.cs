@@ -17,8 +17,10 @@ namespace Snowflock.Launcher.Hosts;
 /// <c>sfrun agent</c>: the one process per host of a multi-host job. It dials the head, answers
 /// its challenge with the job's secret (read from the environment or the first line of stdin,
 /// never argv), takes its share of the job, forks the host's ranks from warm masters of its own
-/// (the process engine), and then only relays: each rank's stdio, signals and exit, and its
-/// PMI_FD, whose bytes go to the head's PMI server unchanged. When the head's connection ends —
+/// (the process engine), and then relays each rank's stdio, signals and exit. Its ranks' PMI_FDs
+/// end in the host's <see cref="PmiHostProxy"/>, which answers puts and gets on the host and
+/// sends one barrier message per host (stream 0); the rest of each rank's PMI goes to the head's
+/// PMI server unchanged on the rank's own stream. When the head's connection ends —
 /// QUIT, or the head killed — the agent kills its ranks, ends its engine and exits.
 /// </summary>
 public static class HostAgent
@@ -101,7 +103,8 @@ public static class HostAgent
     {
         private readonly SemaphoreSlim _writeGate = new(1, 1);
         private readonly ConcurrentDictionary<ushort, IRankProcess> _ranks = new();
-        private readonly ConcurrentDictionary<ushort, Socket> _pmi = new();
+        private readonly ConcurrentDictionary<ushort, PmiHostProxy.Rank> _pmi = new();
+        private PmiHostProxy? _proxy;
         private readonly List<Task> _relays = [];
         private readonly CancellationTokenSource _stop = new();
         private ProcessEngine? _engine;
@@ -162,13 +165,17 @@ public static class HostAgent
                 case AgentFrameType.Signal when _ranks.TryGetValue(header.Channel, out var rank) && payload.Length == 4:
                     rank.Signal((int)BinaryPrimitives.ReadUInt32LittleEndian(payload));
                     break;
+                case AgentFrameType.PmiData when header.Channel == 0:
+                    if (_proxy is not null && payload.Length > 0)
+                        await _proxy.FromHeadAsync(payload, ct).ConfigureAwait(false);
+                    break;
                 case AgentFrameType.PmiData when _pmi.TryGetValue((ushort)(header.Channel - 1), out var pmi):
                     try
                     {
                         if (payload.Length == 0)
-                            pmi.Shutdown(SocketShutdown.Send);
+                            pmi.Socket.Shutdown(SocketShutdown.Send);
                         else
-                            await pmi.SendAsync(payload, SocketFlags.None, ct).ConfigureAwait(false);
+                            await pmi.WriteAsync(payload, ct).ConfigureAwait(false);
                     }
                     catch (Exception e) when (e is SocketException or ObjectDisposedException)
                     {
@@ -189,6 +196,7 @@ public static class HostAgent
                 foreach (var (k, v) in job.Environment)
                     if (k != AgentHandshake.SecretVariable)
                         Environment.SetEnvironmentVariable(k, v);
+                _proxy = new PmiHostProxy(job.Ranks, (bytes, token) => SendChunkedAsync(AgentFrameType.PmiData, 0, bytes, token));
                 _engine = new ProcessEngine();
                 var localJob = $"{Environment.ProcessId}-{Random.Shared.Next(0x10000):x4}";
                 await _engine.PrepareAsync(new WarmMasterSpec(localJob, job.Executables) { Warm = job.Warm }, ct).ConfigureAwait(false);
@@ -212,9 +220,12 @@ public static class HostAgent
                 if (slot >= _clones.Count)
                     throw new RankStartException($"slot {slot} is beyond this host's {_clones.Count} ranks");
                 (var mine, rankEnd) = SocketPair.Open();
-                _pmi[slot] = mine;
+                var appnum = start.Environment.TryGetValue("MPI_APPNUM", out var a) && int.TryParse(a, out var n) ? n : 0;
+                var pmiRank = new PmiHostProxy.Rank(start.Rank, appnum, mine,
+                    (bytes, token) => SendChunkedAsync(AgentFrameType.PmiData, (ushort)(slot + 1), bytes, token));
+                _pmi[slot] = pmiRank;
                 lock (_relays)
-                    _relays.Add(RelayPmiAsync(slot, mine, ct));
+                    _relays.Add(ServePmiAsync(slot, pmiRank, ct));
                 var process = await _clones[slot].StartRankAsync(start with { PmiSocket = rankEnd }, ct).ConfigureAwait(false);
                 _ranks[slot] = process;
                 var pid = new byte[4];
@@ -257,24 +268,18 @@ public static class HostAgent
             return new RankStart(rank, parts[0], args, env, parts[1]);
         }
 
-        /// <summary>The rank's PMI_FD bytes to the head on stream slot + 1; EOF both ways.</summary>
-        private async Task RelayPmiAsync(ushort slot, Socket mine, CancellationToken ct)
+        /// <summary>The rank's PMI through the host's proxy; its stream to the head (slot + 1)
+        /// ends when the rank closes its PMI_FD.</summary>
+        private async Task ServePmiAsync(ushort slot, PmiHostProxy.Rank rank, CancellationToken ct)
         {
-            var buffer = new byte[AgentFrame.MaxPayload];
-            try
-            {
-                while (true)
-                {
-                    var n = await mine.ReceiveAsync(buffer, SocketFlags.None, ct).ConfigureAwait(false);
-                    if (n == 0)
-                        break;
-                    await SendAsync(AgentFrameType.PmiData, (ushort)(slot + 1), buffer.AsMemory(0, n), ct).ConfigureAwait(false);
-                }
-            }
-            catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException)
-            {
-            }
+            await _proxy!.ServeAsync(rank, ct).ConfigureAwait(false);
             await SendAsync(AgentFrameType.PmiData, (ushort)(slot + 1), ReadOnlyMemory<byte>.Empty, CancellationToken.None).ConfigureAwait(false);
+        }
+
+        private async Task SendChunkedAsync(AgentFrameType type, ushort channel, ReadOnlyMemory<byte> bytes, CancellationToken ct)
+        {
+            for (var at = 0; at < bytes.Length; at += AgentFrame.MaxPayload)
+                await SendAsync(type, channel, bytes.Slice(at, Math.Min(AgentFrame.MaxPayload, bytes.Length - at)), ct).ConfigureAwait(false);
         }
 
         private async Task PumpAsync(Stream from, AgentFrameType type, ushort slot, CancellationToken ct)
@@ -321,7 +326,7 @@ public static class HostAgent
             if (_engine is not null)
                 await _engine.TeardownAsync(CancellationToken.None).ConfigureAwait(false);
             foreach (var s in _pmi.Values)
-                s.Dispose();
+                s.Socket.Dispose();
             foreach (var rank in _ranks.Values)
                 await rank.DisposeAsync().ConfigureAwait(false);
             _stop.Dispose();

@@ -67,6 +67,9 @@ public sealed class KeyValueSpace
         return true;
     }
 
+    /// <summary>Every entry now, in no particular order.</summary>
+    public IEnumerable<(string Key, string Value)> Entries => _values.Select(kv => (kv.Key, kv.Value.Value));
+
     public bool TryGet(string key, out string value)
     {
         var found = _values.TryGetValue(key, out var entry);

@@ -63,6 +63,24 @@ public sealed class Pmi1Server : IAsyncDisposable
         return client;
     }
 
+    /// <summary>A host agent's aggregated PMI stream for <paramref name="ranks"/> (the ranks on
+    /// that host): one end of a new socket pair, for the engine to join to that agent. Through it
+    /// the agent hands on its ranks' puts in one batch and their barrier as one message, and gets
+    /// back the key-value pairs of each barrier, so its ranks' gets are answered on their host.</summary>
+    /// <exception cref="SocketException">No socket pair could be made (out of fds).</exception>
+    public Socket ConnectHost(IReadOnlyCollection<int> ranks)
+    {
+        foreach (var rank in ranks)
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(rank);
+            ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(rank, _layout.Size);
+        }
+        var (server, client) = SocketPair.Open();
+        _dispatcher.AttachHost(new PmiSession(server, $"host agent of ranks {string.Join(",", ranks.Take(8))}{(ranks.Count > 8 ? ",…" : "")}", tcp: false),
+            ranks.ToHashSet());
+        return client;
+    }
+
     /// <summary>Listens on <paramref name="address"/> (loopback for local jobs) on a free port.</summary>
     public void Start(IPAddress address)
     {

@@ -17,7 +17,20 @@ public abstract record PmiEvent(int Rank)
 public sealed record PmiRankInitialized(int Rank) : PmiEvent(Rank);
 
 /// <summary>All ranks reached a barrier; <paramref name="Epoch"/> counts barriers from 1.</summary>
-public sealed record PmiBarrierCompleted(int Epoch) : PmiEvent(-1);
+public sealed record PmiBarrierCompleted(int Epoch) : PmiEvent(-1)
+{
+    /// <summary>Barrier messages that reached sfrun for it: one per rank, or one per host where
+    /// host agents aggregate.</summary>
+    public int Arrivals { get; init; }
+
+    /// <summary>PMI requests sfrun answered since the previous barrier.</summary>
+    public int Requests { get; init; }
+
+    // The same barrier whatever the counts that came with it, as events ignore their instant.
+    public bool Equals(PmiBarrierCompleted? other) => base.Equals(other) && Epoch == other.Epoch;
+
+    public override int GetHashCode() => HashCode.Combine(base.GetHashCode(), Epoch);
+}
 
 /// <summary>The rank called MPI_Finalize; exiting afterwards is a clean exit.</summary>
 public sealed record PmiRankFinalized(int Rank) : PmiEvent(Rank);

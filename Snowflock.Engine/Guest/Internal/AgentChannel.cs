@@ -115,9 +115,14 @@ internal sealed partial class AgentChannel : IAsyncDisposable
     /// <summary>Joins a rank's PMI connection (<paramref name="socket"/>, the server's socket pair
     /// end for that rank, now owned here) to stream <c>slot + 1</c> of a host agent, which joins
     /// the rank's own PMI_FD there. Call before the rank's START, so no byte of it is missed.</summary>
-    public void JoinPmi(ushort slot, Socket socket)
+    public void JoinPmi(ushort slot, Socket socket) => JoinPmiStream((ushort)(slot + 1), socket);
+
+    /// <summary>Joins a host agent's aggregated PMI stream (the server's end for all of that
+    /// host's ranks) to stream 0, which no rank's stream uses.</summary>
+    public void JoinHostPmi(Socket socket) => JoinPmiStream(0, socket);
+
+    private void JoinPmiStream(ushort stream, Socket socket)
     {
-        var stream = (ushort)(slot + 1);
         var relay = new PmiRelayStream(this, stream, null, _stop.Token, socket);
         if (!_relays.TryAdd(stream, relay))
         {

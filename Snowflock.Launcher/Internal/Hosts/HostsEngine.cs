@@ -19,7 +19,7 @@ namespace Snowflock.Launcher.Internal.Hosts;
 /// PMI server's socket pair — so the head's PMI server, supervisor and output path are the ones a
 /// one-host job uses. On each host the agent forks the ranks from its own warm masters.
 /// </summary>
-internal sealed class HostsEngine(HostPlan plan, HostLaunchOptions options, Func<string, string?> getEnv) : IEngine
+internal sealed class HostsEngine(HostPlan plan, HostLaunchOptions options, Func<string, string?> getEnv) : IEngine, IAggregatesPmi
 {
     private static readonly Logger Log = LogManager.GetLogger("Snowflock.Launcher.Hosts");
 
@@ -243,6 +243,18 @@ internal sealed class HostsEngine(HostPlan plan, HostLaunchOptions options, Func
             clones.Add(new HostClone(new CloneIdentity(rank, host, plan.Hosts[host]), _channels[host]!, (ushort)slots[host]++));
         }
         return Task.FromResult<IReadOnlyList<IClone>>(clones);
+    }
+
+    /// <summary>Gives each host's agent its aggregated PMI stream (stream 0 of its connection),
+    /// before any rank starts, so its first barrier already goes through it.</summary>
+    public void JoinHostPmi(Func<IReadOnlyCollection<int>, Socket> connectHost)
+    {
+        for (var host = 0; host < plan.Hosts.Count; host++)
+        {
+            var ranks = Enumerable.Range(0, plan.HostOfRank.Count).Where(r => plan.HostOfRank[r] == host).ToList();
+            if (ranks.Count > 0 && _channels[host] is { } channel)
+                channel.JoinHostPmi(connectHost(ranks));
+        }
     }
 
     /// <summary>One rank's place on a host: a slot of that host's agent.</summary>

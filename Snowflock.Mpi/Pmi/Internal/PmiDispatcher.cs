@@ -13,7 +13,7 @@ internal sealed class PmiDispatcher : IAsyncDisposable
 
     /// <param name="Bind">Not a line: binds the session to this rank (a PMI_FD connection), posted
     /// before its reader starts so the binding precedes every line.</param>
-    private readonly record struct Inbound(PmiSession Session, PmiParseResult Line, bool Eof, int Bind = -1);
+    private readonly record struct Inbound(PmiSession Session, PmiParseResult Line, bool Eof, int Bind = -1, bool Host = false);
 
     /// <summary>Lines queued from all sessions: a session that floods waits for the dispatcher
     /// instead of growing the queue without bound.</summary>
@@ -27,6 +27,18 @@ internal sealed class PmiDispatcher : IAsyncDisposable
     private readonly KeyValueSpace _kvs;
     private readonly Dictionary<int, PmiSession> _ranks = [];
     private readonly HashSet<int> _inBarrier = [];
+    /// <summary>Ranks whose barrier_in came through their host's aggregating agent: their
+    /// barrier_out goes back the same way, once per host, not on their own connection.</summary>
+    private readonly HashSet<int> _barrierViaHost = [];
+    /// <summary>Host sessions (<see cref="AttachHost"/>), each speaking for its host's ranks.</summary>
+    private readonly List<PmiSession> _hosts = [];
+    /// <summary>Puts since the last barrier: what each host's agent gets at barrier_out, so its
+    /// ranks' gets are answered on their own host.</summary>
+    private readonly List<(string Key, string Value)> _sinceBarrier = [];
+    /// <summary>Barrier messages and PMI requests since the last barrier (at -v: with agents
+    /// aggregating, the head sees one barrier message per host, not per rank).</summary>
+    private int _barrierArrivals;
+    private int _requests;
     /// <summary>Sessions not yet closed, each with its reader; a closed one is disposed (its fd
     /// freed) at once, not at the end of the job.</summary>
     private readonly Dictionary<PmiSession, Task> _sessions = [];
@@ -75,6 +87,30 @@ internal sealed class PmiDispatcher : IAsyncDisposable
         }
     }
 
+    /// <summary>Starts reading a host agent's aggregated stream, which speaks for
+    /// <paramref name="ranks"/> only: batched puts (<c>cmd=sfa_put rank=R key=K value=V</c>) and one
+    /// <c>cmd=sfa_barrier_in</c> for all of them. The head answers <c>cmd=sfa_hello kvsname=…</c>
+    /// at once, and at each barrier's end sends the puts since the previous one
+    /// (<c>cmd=sfa_kv key=K value=V</c>) followed by <c>cmd=sfa_barrier_out</c>.</summary>
+    public void AttachHost(PmiSession session, IReadOnlySet<int> ranks)
+    {
+        session.HostRanks = ranks;
+        lock (_sessions)
+        {
+            if (_disposing)
+            {
+                session.Close();
+                _ = session.DisposeAsync().AsTask();
+                return;
+            }
+            _sessions[session] = Task.Run(async () =>
+            {
+                await _inbound.Writer.WriteAsync(new Inbound(session, default, false, Host: true), _ct).ConfigureAwait(false);
+                await ReadAsync(session).ConfigureAwait(false);
+            }, CancellationToken.None);
+        }
+    }
+
     private async Task ReadAsync(PmiSession session)
     {
         try
@@ -105,6 +141,14 @@ internal sealed class PmiDispatcher : IAsyncDisposable
                     await OnClosedAsync(item.Session).ConfigureAwait(false);
                 else if (item.Bind >= 0)
                     Bind(item.Session, item.Bind);
+                else if (item.Host)
+                {
+                    _hosts.Add(item.Session);
+                    await ReplyAsync(item.Session, "sfa_hello", ("kvsname", _kvs.Name), ("size", _layout.Size.ToString())).ConfigureAwait(false);
+                    // What the KVS holds before any rank put (PMI_process_mapping): gets of it stay on the host.
+                    foreach (var (key, value) in _kvs.Entries)
+                        await ReplyAsync(item.Session, "sfa_kv", ("key", key), ("value", value)).ConfigureAwait(false);
+                }
                 else if (item.Session.Rejected)
                     continue; // lines queued before the rejection must not act
                 else if (!item.Line.Ok)
@@ -138,6 +182,7 @@ internal sealed class PmiDispatcher : IAsyncDisposable
             Log.ForDebugEvent().Message("rank {Rank} closed its PMI connection (finalized: {Finalized})", session.Rank, session.Finalized)
                 .Property("EventName", "PmiClosed").Log();
         session.Close();
+        _hosts.Remove(session);
         lock (_sessions)
         {
             if (!_sessions.Remove(session))
@@ -155,6 +200,8 @@ internal sealed class PmiDispatcher : IAsyncDisposable
         session.Rejected = true;
         if (session.Rank >= 0)
             _events.TryWrite(new PmiProtocolViolation(session.Rank, error));
+        else if (session.HostRanks is { Count: > 0 } ranks)
+            _events.TryWrite(new PmiProtocolViolation(ranks.Min(), $"its host's agent: {error}"));
         else
             Log.ForWarnEvent().Message("PMI connection from {Peer} rejected: {Error}", session.Peer, error)
                 .Property("EventName", "PmiRejected").Log();
@@ -166,6 +213,14 @@ internal sealed class PmiDispatcher : IAsyncDisposable
     {
         if (Log.IsTraceEnabled)
             Log.ForTraceEvent().Message("rank {Rank} -> {Command}", s.Rank, c.Name).Property("EventName", "PmiRequest").Log();
+        // A batched put is part of its host's one barrier message, not a message of its own.
+        if (c.Name != "sfa_put")
+            _requests++;
+        if (s.HostRanks is not null)
+        {
+            await HandleHostAsync(s, c).ConfigureAwait(false);
+            return;
+        }
         if (s.Rank < 0 && c.Name != "initack")
         {
             await RejectAsync(s, $"first command was {c.Name}, not initack").ConfigureAwait(false);
@@ -271,7 +326,53 @@ internal sealed class PmiDispatcher : IAsyncDisposable
             await RejectAsync(s, $"put refused: {error}").ConfigureAwait(false);
             return;
         }
+        _sinceBarrier.Add((key, value));
         await ReplyAsync(s, "put_result", ("rc", "0"), ("msg", "success")).ConfigureAwait(false);
+    }
+
+    /// <summary>A host agent's aggregated requests. The agent already answered its ranks' puts,
+    /// so a put refused here (a budget) fails the job, naming the rank that made it.</summary>
+    private async ValueTask HandleHostAsync(PmiSession s, PmiCommand c)
+    {
+        var ranks = s.HostRanks!;
+        switch (c.Name)
+        {
+            case "sfa_put":
+                if (!c.TryGetInt("rank", out var rank) || !ranks.Contains(rank))
+                {
+                    await RejectAsync(s, $"sfa_put for rank {c["rank"] ?? "(none)"}, which is not on its host").ConfigureAwait(false);
+                    return;
+                }
+                if (c["key"] is not { } key || c["value"] is not { } value)
+                {
+                    await RejectAsync(s, "sfa_put without key or value").ConfigureAwait(false);
+                    return;
+                }
+                if (!_kvs.TryPut(key, value, out var error, rank))
+                {
+                    s.Rejected = true;
+                    _events.TryWrite(new PmiProtocolViolation(rank, $"put refused: {error}"));
+                    s.Close();
+                    return;
+                }
+                _sinceBarrier.Add((key, value));
+                break;
+            case "sfa_barrier_in":
+                foreach (var r in ranks)
+                    if (_inBarrier.Contains(r))
+                    {
+                        await RejectAsync(s, $"rank {r} entered one barrier twice").ConfigureAwait(false);
+                        return;
+                    }
+                _inBarrier.UnionWith(ranks);
+                _barrierViaHost.UnionWith(ranks);
+                _barrierArrivals++;
+                await CompleteBarrierIfDoneAsync().ConfigureAwait(false);
+                break;
+            default:
+                await RejectAsync(s, $"unknown host PMI command {c.Name}").ConfigureAwait(false);
+                break;
+        }
     }
 
     private async ValueTask GetAsync(PmiSession s, PmiCommand c)
@@ -290,14 +391,38 @@ internal sealed class PmiDispatcher : IAsyncDisposable
             await RejectAsync(s, "barrier_in twice in one barrier").ConfigureAwait(false);
             return;
         }
+        _barrierArrivals++;
+        await CompleteBarrierIfDoneAsync().ConfigureAwait(false);
+    }
+
+    private async ValueTask CompleteBarrierIfDoneAsync()
+    {
         if (_inBarrier.Count < _layout.Size)
             return;
         _inBarrier.Clear();
         _barrierEpoch++;
         var reply = PmiWire.Format("barrier_out");
-        foreach (var session in _ranks.Values)
-            await session.SendAsync(reply, _ct).ConfigureAwait(false);
-        _events.TryWrite(new PmiBarrierCompleted(_barrierEpoch));
+        foreach (var (rank, session) in _ranks)
+            if (!_barrierViaHost.Contains(rank))
+                await session.SendAsync(reply, _ct).ConfigureAwait(false);
+        if (_hosts.Count > 0)
+        {
+            // One write per host: every put of the epoch, then the barrier's end.
+            var delta = new System.Text.StringBuilder();
+            foreach (var (key, value) in _sinceBarrier)
+                delta.Append("cmd=sfa_kv key=").Append(key).Append(" value=").Append(value).Append('\n');
+            delta.Append("cmd=sfa_barrier_out\n");
+            var bytes = System.Text.Encoding.UTF8.GetBytes(delta.ToString());
+            foreach (var host in _hosts)
+                await host.SendAsync(bytes, _ct).ConfigureAwait(false);
+        }
+        Log.ForDebugEvent().Message("PMI barrier {Epoch}: {Arrivals} barrier messages and {Requests} PMI requests reached sfrun since the last one, for {Size} ranks",
+            _barrierEpoch, _barrierArrivals, _requests, _layout.Size).Property("EventName", "PmiBarrierDone").Log();
+        _events.TryWrite(new PmiBarrierCompleted(_barrierEpoch) { Arrivals = _barrierArrivals, Requests = _requests });
+        _barrierViaHost.Clear();
+        _sinceBarrier.Clear();
+        _barrierArrivals = 0;
+        _requests = 0;
     }
 
     private ValueTask ReplyAsync(PmiSession s, string command, params (string, string)[] args) =>

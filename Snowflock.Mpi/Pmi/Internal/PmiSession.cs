@@ -41,6 +41,9 @@ internal sealed class PmiSession : IAsyncDisposable
 
     public bool Finalized { get; set; }
 
+    /// <summary>Set for a host agent's aggregated stream: the ranks it speaks for.</summary>
+    public IReadOnlySet<int>? HostRanks { get; set; }
+
     /// <summary>Set when the server refused this connection; whatever it sent after is ignored.</summary>
     public bool Rejected { get; set; }
     public bool Closed => _closed;

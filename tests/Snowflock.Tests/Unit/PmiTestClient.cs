@@ -25,6 +25,9 @@ internal sealed class PmiTestClient : IAsyncDisposable
 
     private PmiTestClient(Socket socket) => _stream = new NetworkStream(socket, ownsSocket: true);
 
+    /// <summary>A client over a connected socket (a rank's end of a socket pair); it owns it.</summary>
+    public static PmiTestClient Over(Socket socket) => new(socket);
+
     /// <summary>Connects <paramref name="socket"/>, made by the caller (in a network namespace of
     /// its choosing), to <paramref name="server"/>; the client owns it from then on.</summary>
     public static async Task<PmiTestClient> ConnectAsync(Socket socket, IPEndPoint server, CancellationToken ct)

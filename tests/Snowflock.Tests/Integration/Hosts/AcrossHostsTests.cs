@@ -54,6 +54,21 @@ public sealed class AcrossHostsTests(TestBed bed)
     }
 
     [Fact]
+    public async Task Each_barrier_reaches_the_head_as_one_message_per_host_not_per_rank()
+    {
+        // hydra's proxies aggregate PMI per host; sfrun's agents do too: 8 ranks on 4 hosts make
+        // 4 barrier messages at the head, and their gets are answered on their own hosts.
+        var tag = Leaks.NewTag();
+        var r = await SfrunOnHeadAsync(["-v", "-hosts", "h1:2,h2:2,h3:2,h4:2", .. Leaks.TagArgs(tag), "-n", "8", Repo.Example("ring"), "2"]);
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Contains(r.OutLines, l => l.StartsWith("ring: 8 ranks", StringComparison.Ordinal));
+        var barriers = r.Err.Split('\n').Where(l => l.Contains("PMI barrier ", StringComparison.Ordinal) && l.Contains(" barrier messages", StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(barriers);
+        Assert.All(barriers, l => Assert.Contains(": 4 barrier messages", l));
+        Assert.Empty(await bed.LeftoversAsync(tag));
+    }
+
+    [Fact]
     public async Task Inside_salloc_sfrun_starts_its_agents_with_srun_on_the_allocation()
     {
         var tag = Leaks.NewTag();
