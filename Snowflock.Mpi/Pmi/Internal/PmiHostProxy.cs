@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Text;
 using NLog;
@@ -96,37 +95,14 @@ internal sealed class PmiHostProxy
     public async Task ServeAsync(Rank rank, CancellationToken ct)
     {
         var stream = new NetworkStream(rank.Socket, ownsSocket: false);
-        var reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 4096, leaveOpen: true));
         try
         {
-            while (true)
-            {
-                var result = await reader.ReadAsync(ct).ConfigureAwait(false);
-                var buffer = result.Buffer;
-                while (buffer.PositionOf((byte)'\n') is { } newline)
-                {
-                    var line = buffer.Slice(0, newline).ToArray();
-                    buffer = buffer.Slice(buffer.GetPosition(1, newline));
-                    await OnLineAsync(rank, line, ct).ConfigureAwait(false);
-                }
-                if (buffer.Length > PmiWire.MaxLineBytes)
-                {
-                    // Not PMI: the head refuses it and fails the job, as for a rank of its own.
-                    await rank.ToHead(buffer.ToArray(), ct).ConfigureAwait(false);
-                    await rank.ToHead("\n"u8.ToArray(), ct).ConfigureAwait(false);
-                    return;
-                }
-                reader.AdvanceTo(buffer.Start, buffer.End);
-                if (result.IsCompleted)
-                    return;
-            }
-        }
-        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
-        {
+            await PmiLineReader.ReadAsync(stream, line => new ValueTask(OnLineAsync(rank, line.ToArray(), ct)),
+                // Not PMI: the head refuses it and fails the job, as for a rank of its own.
+                async tooLong => await rank.ToHead(tooLong.ToArray(), ct).ConfigureAwait(false), ct).ConfigureAwait(false);
         }
         finally
         {
-            await reader.CompleteAsync().ConfigureAwait(false);
             lock (_gate)
                 _inBarrier.Remove(rank);
         }

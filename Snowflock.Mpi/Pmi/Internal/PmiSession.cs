@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.IO.Pipelines;
 using System.Net.Sockets;
 
 namespace Snowflock.Mpi.Pmi.Internal;
@@ -49,49 +48,10 @@ internal sealed class PmiSession : IAsyncDisposable
     public bool Closed => _closed;
 
     /// <summary>Reads lines until EOF, an over-long line, or cancellation, handing each to <paramref name="onLine"/>.</summary>
-    public async Task ReadLinesAsync(Func<PmiSession, PmiParseResult, ValueTask> onLine, CancellationToken ct)
-    {
-        var reader = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 4096, leaveOpen: true));
-        try
-        {
-            while (true)
-            {
-                var result = await reader.ReadAsync(ct).ConfigureAwait(false);
-                var buffer = result.Buffer;
-                while (TryTakeLine(ref buffer, out var line))
-                    await onLine(this, PmiWire.Parse(line.IsSingleSegment ? line.FirstSpan : line.ToArray())).ConfigureAwait(false);
-                if (buffer.Length > PmiWire.MaxLineBytes)
-                {
-                    await onLine(this, PmiParseResult.Fail($"line longer than {PmiWire.MaxLineBytes} bytes")).ConfigureAwait(false);
-                    return;
-                }
-                reader.AdvanceTo(buffer.Start, buffer.End);
-                if (result.IsCompleted)
-                    return;
-            }
-        }
-        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
-        {
-            // A rank that dies mid-line, or teardown closing the socket: both end this session.
-        }
-        finally
-        {
-            await reader.CompleteAsync().ConfigureAwait(false);
-        }
-    }
-
-    private static bool TryTakeLine(ref ReadOnlySequence<byte> buffer, out ReadOnlySequence<byte> line)
-    {
-        var newline = buffer.PositionOf((byte)'\n');
-        if (newline is null)
-        {
-            line = default;
-            return false;
-        }
-        line = buffer.Slice(0, newline.Value);
-        buffer = buffer.Slice(buffer.GetPosition(1, newline.Value));
-        return true;
-    }
+    public Task ReadLinesAsync(Func<PmiSession, PmiParseResult, ValueTask> onLine, CancellationToken ct) =>
+        PmiLineReader.ReadAsync(_stream,
+            line => onLine(this, PmiWire.Parse(line.IsSingleSegment ? line.FirstSpan : line.ToArray())),
+            _ => onLine(this, PmiParseResult.Fail($"line longer than {PmiWire.MaxLineBytes} bytes")), ct);
 
     /// <summary>Sends reply lines; a rank that is already gone is not an error of the server.</summary>
     public async ValueTask SendAsync(byte[] bytes, CancellationToken ct)
