@@ -53,4 +53,8 @@ public sealed record EnginePreparation(System.Net.IPAddress PmiListenAddress, st
     /// then gives each rank a socket pair end (<see cref="RankStart.PmiSocket"/>, hydra's
     /// <c>PMI_FD</c>) and opens no PMI listener at all.</summary>
     public bool RanksInheritPmiFd { get; init; }
+
+    /// <summary>How many rank starts the launcher may have in flight at once: 1 where a start is
+    /// a fork on this host; more where each is a round trip to an agent that starts ranks concurrently.</summary>
+    public int StartsInFlight { get; init; } = 1;
 }

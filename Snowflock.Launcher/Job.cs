@@ -191,6 +191,75 @@ public sealed class Job
         var progress = new StartProgress(state.Count, timeline, Console.Error);
         var localSize = clones.GroupBy(c => c.Identity.NodeId).ToDictionary(g => g.Key, g => g.Count());
         var localRank = new Dictionary<int, int>();
+        // Starts in flight at once: one where a start is a local fork, more where each is a round
+        // trip to another host's agent (those are answered in order, so ranks still register in order).
+        var window = Math.Max(1, prep.StartsInFlight);
+        var pending = new Queue<(int Rank, Task<IRankProcess> Start, Task Attached, System.Net.Sockets.Socket? Pmi)>();
+        var abandoned = false;
+
+        // A rank's output is read from the moment it started, not when its turn to register
+        // comes: a rank that writes much early must not stall the connection its elders' starts
+        // are answered on.
+        void AttachOutput(int r, IRankProcess process)
+        {
+            var (outTag, errTag) = OutputTags.For(_spec.Output, r);
+            lock (pumps)
+            {
+                if (abandoned)
+                    return; // the job failed to start; teardown ends this rank
+                pumps.Add(LineForwarder.ForwardAsync(process.StandardOutput, output.StdoutOf(r), outTag, ioToken));
+                pumps.Add(LineForwarder.ForwardAsync(process.StandardError, output.StderrOf(r), errTag, ioToken));
+            }
+        }
+
+        async Task<string?> RegisterOldestAsync()
+        {
+            var (r, start, attached, pmiSocket) = pending.Dequeue();
+            IRankProcess process;
+            try
+            {
+                process = await start.ConfigureAwait(false);
+                await attached.ConfigureAwait(false);
+            }
+            catch (RankStartException e)
+            {
+                return e.Message;
+            }
+            catch (System.Net.Sockets.SocketException e)
+            {
+                return $"rank {r}: cannot make its PMI connection: {e.Message}";
+            }
+            finally
+            {
+                // The rank holds its own copy now (inherited, or sent to its warm master).
+                pmiSocket?.Dispose();
+            }
+            peerCheck.RankStarted(r, process.HostPid);
+            state.Started(process);
+            timeline.Ranks[r].Started = timeline.Now;
+            progress.Started(r + 1);
+            if (r == _spec.StdinRank)
+                // Not awaited at teardown: a read of sfrun's own stdin (a terminal, an open pipe)
+                // cannot be cancelled, and the job must not wait for input that never comes.
+                _ = StdinForwarder.ForwardAsync(_stdin, process.StandardInput, ioToken);
+            else
+                process.StandardInput.Dispose();
+            _ = process.Exited.ContinueWith(t => _events.Writer.TryWrite(new JobEvent.RankExited(r, t.Result)),
+                TaskScheduler.Default);
+            return null;
+        }
+
+        string? Abandon(string error)
+        {
+            // Starts still in flight end with the engine's teardown; their PMI sockets end here.
+            lock (pumps)
+                abandoned = true;
+            while (pending.TryDequeue(out var p))
+                p.Pmi?.Dispose();
+            progress.Done();
+            return error;
+        }
+
         var rank = 0;
         foreach (var (block, executable, wdir) in blocks.Select(b => (b, b.Executable, b.WorkingDirectory)))
         {
@@ -203,51 +272,41 @@ public sealed class Job
                     ? RankEnvironment.ForInherited(rank, state.Count, localRank[node] - 1, localSize[node], blocks.IndexOf(block))
                     : RankEnvironment.For(prep.PmiHostForClones, pmi.LocalEndPoint.Port, rank, state.Count,
                         localRank[node] - 1, localSize[node], blocks.IndexOf(block));
-                IRankProcess process;
                 System.Net.Sockets.Socket? pmiSocket = null;
                 try
                 {
                     FaultInjection.BeforeRankStart(rank);
                     pmiSocket = prep.RanksInheritPmiFd ? pmi.ConnectRank(rank) : null;
-                    process = await clone.StartRankAsync(
+                    var start = clone.StartRankAsync(
                         new RankStart(rank, executable, block.Block.Arguments,
                             block.Mpi.ApplyTo(envBuilder.For(block.Block, wiring), localSize[node], Environment.ProcessorCount), wdir)
-                            { PmiSocket = pmiSocket }, ct)
-                        .ConfigureAwait(false);
+                            { PmiSocket = pmiSocket }, ct);
+                    var r = rank;
+                    var attached = start.ContinueWith(t =>
+                    {
+                        if (t.IsCompletedSuccessfully)
+                            AttachOutput(r, t.Result);
+                    }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                    pending.Enqueue((rank, start, attached, pmiSocket));
                 }
                 catch (RankStartException e)
                 {
-                    progress.Done();
-                    return e.Message;
+                    pmiSocket?.Dispose();
+                    return Abandon(e.Message);
                 }
                 catch (System.Net.Sockets.SocketException e)
                 {
-                    progress.Done();
-                    return $"rank {rank}: cannot make its PMI connection: {e.Message}";
-                }
-                finally
-                {
-                    // The rank holds its own copy now (inherited, or sent to its warm master).
                     pmiSocket?.Dispose();
+                    return Abandon($"rank {rank}: cannot make its PMI connection: {e.Message}");
                 }
-                peerCheck.RankStarted(rank, process.HostPid);
-                state.Started(process);
-                timeline.Ranks[rank].Started = timeline.Now;
-                progress.Started(rank + 1);
-                var (outTag, errTag) = OutputTags.For(_spec.Output, rank);
-                pumps.Add(LineForwarder.ForwardAsync(process.StandardOutput, output.StdoutOf(rank), outTag, ioToken));
-                pumps.Add(LineForwarder.ForwardAsync(process.StandardError, output.StderrOf(rank), errTag, ioToken));
-                if (rank == _spec.StdinRank)
-                    // Not awaited at teardown: a read of sfrun's own stdin (a terminal, an open pipe)
-                    // cannot be cancelled, and the job must not wait for input that never comes.
-                    _ = StdinForwarder.ForwardAsync(_stdin, process.StandardInput, ioToken);
-                else
-                    process.StandardInput.Dispose();
-                var r = rank;
-                _ = process.Exited.ContinueWith(t => _events.Writer.TryWrite(new JobEvent.RankExited(r, t.Result)),
-                    TaskScheduler.Default);
+                while (pending.Count >= window)
+                    if (await RegisterOldestAsync().ConfigureAwait(false) is { } error)
+                        return Abandon(error);
             }
         }
+        while (pending.Count > 0)
+            if (await RegisterOldestAsync().ConfigureAwait(false) is { } error)
+                return Abandon(error);
         progress.Done();
         Log.ForDebugEvent().Message("job {JobId}: {Count} ranks started", Id, rank).Property("EventName", "RanksStarted").Log();
         return null;

@@ -80,7 +80,9 @@ internal sealed class HostsEngine(HostPlan plan, HostLaunchOptions options, Func
             await _channels[t.Index]!.SendJobAsync(job, ct).ConfigureAwait(false);
         })).ConfigureAwait(false);
         Log.ForDebugEvent().Message("job {JobId}: {Count} host agents ready", master.JobId, targets.Count).Property("EventName", "AgentsReady").Log();
-        return new EnginePreparation(IPAddress.Loopback, "") { RanksInheritPmiFd = true };
+        // Every agent forks its ranks as their STARTs come, so starts overlap across hosts (and
+        // the round trips within one host).
+        return new EnginePreparation(IPAddress.Loopback, "") { RanksInheritPmiFd = true, StartsInFlight = 64 };
     }
 
     /// <summary>Until every host has its agent: fails at once when a launcher ends before all its

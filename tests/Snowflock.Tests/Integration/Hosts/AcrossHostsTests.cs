@@ -104,7 +104,8 @@ public sealed class AcrossHostsTests(TestBed bed)
         var killed = DateTime.UtcNow;
         Posix.Kill(agent, 9);
         var r = await run.WaitAsync(Bound);
-        Assert.True(DateTime.UtcNow - killed < TimeSpan.FromSeconds(10), $"the job ended {DateTime.UtcNow - killed} after its agent died");
+        // The bound; on this machine it ends some 40 ms after the kill.
+        Assert.True(DateTime.UtcNow - killed < TimeSpan.FromSeconds(2), $"the job ended {DateTime.UtcNow - killed} after its agent died");
         Assert.NotEqual(0, r.ExitCode);
         Assert.Contains("on h2, whose agent is gone", r.Err);
         Assert.Empty(await bed.LeftoversAsync(tag));
@@ -119,7 +120,8 @@ public sealed class AcrossHostsTests(TestBed bed)
         await run.WaitForLinesAsync("ready", 3, Bound);
         run.Signal(9);
         await run.WaitAsync(Bound);
-        Assert.Empty(await bed.LeftoversAsync(tag, grace: TimeSpan.FromSeconds(5)));
+        // Every agent sees its connection close and kills its ranks within 2 s (some 30 ms here).
+        Assert.Empty(await bed.LeftoversAsync(tag, grace: TimeSpan.FromSeconds(2)));
     }
 
     [Fact]
