@@ -67,6 +67,11 @@ internal static class SfrunCommandLine
         o.OutputFilename = One(o.OutputFilename);
         o.Stdin = One(o.Stdin);
         o.Launcher = One(o.Launcher);
+        o.LauncherExec = One(o.LauncherExec);
+        o.Iface = One(o.Iface);
+        o.Prefix = One(o.Prefix);
+        o.RankBy = One(o.RankBy);
+        o.Usize = One(o.Usize);
         o.EnvList = Many(o.EnvList);
         return o;
     }

@@ -30,6 +30,17 @@ public sealed class SfrunCommandLineTests
     // ---- ranks and program ----
 
     [Fact]
+    public void Launcher_options_reach_the_job_exactly_as_written()
+    {
+        // Every valued option travels behind a guard character; these once kept it, so
+        // -launcher-exec /usr/bin/ssh was "not found" although it was there.
+        var job = Job("-launcher", "ssh", "-launcher-exec", "/usr/bin/ssh", "-iface", "eth0", "-n", "2", "/bin/true");
+        Assert.Equal("ssh", job.HostLaunch.Launcher);
+        Assert.Equal("/usr/bin/ssh", job.HostLaunch.LauncherExec);
+        Assert.Equal("eth0", job.HostLaunch.Interface);
+    }
+
+    [Fact]
     public void Ranks_program_and_program_arguments()
     {
         var job = Job("-np", "4", "./a", "x", "-y");

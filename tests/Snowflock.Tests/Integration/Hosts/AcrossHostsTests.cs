@@ -93,6 +93,41 @@ public sealed class AcrossHostsTests(TestBed bed)
     }
 
     [Fact]
+    public async Task An_sfrun_missing_on_a_host_is_one_line_naming_the_host_and_the_path()
+    {
+        // The head's /tmp is its own: an sfrun copied there exists on head and on no other host.
+        var copy = $"/tmp/sfrun-only-on-head-{Guid.NewGuid():N}";
+        var cp = await bed.RunOnAsync(TestBed.Head, "/bin/cp", [Repo.Sfrun, copy]);
+        Assert.True(cp.ExitCode == 0, cp.Err);
+        try
+        {
+            var r = await bed.RunOnAsync(TestBed.Head, copy, ["-hosts", "h1,h2", "-n", "2", "/bin/true"], timeout: Bound,
+                env: new Dictionary<string, string> { ["SFRUN_NATIVE_DIR"] = Path.Combine(Repo.Root, "native", "build") });
+            Assert.Equal(1, r.ExitCode);
+            var line = Assert.Single(r.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            Assert.Contains("host h", line);
+            Assert.Contains(copy, line);
+            Assert.Contains("same path on every host", line);
+        }
+        finally
+        {
+            await bed.RunOnAsync(TestBed.Head, "/bin/rm", ["-f", copy]);
+        }
+        Assert.Empty(await bed.LeftoversAsync());
+    }
+
+    [Fact]
+    public async Task An_srun_that_cannot_start_the_agents_is_one_line_with_its_exit_code()
+    {
+        var r = await bed.RunOnAsync(TestBed.Head, "salloc", ["-N", "2", "-n", "2", "--quiet", Repo.Sfrun, "-launcher-exec", "/bin/false", "/bin/true"],
+            timeout: Bound);
+        Assert.Equal(1, r.ExitCode);
+        var line = Assert.Single(r.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains("srun could not start the agents (exit code 1)", line);
+        Assert.Empty(await bed.LeftoversAsync());
+    }
+
+    [Fact]
     public async Task A_host_whose_agent_dies_ends_the_job_within_seconds_and_names_it()
     {
         var tag = Leaks.NewTag();
