@@ -169,14 +169,16 @@ public sealed class AcrossHostsTests(TestBed bed)
         Assert.True(stdin.ExitCode == 0, stdin.Err);
         Assert.Equal(["across", "none"], stdin.OutLines.Order(StringComparer.Ordinal));
 
-        await using (var run = bed.StartOn(TestBed.Head, Repo.Sfrun, ["-hosts", "h1,h2", .. Leaks.TagArgs(tag), "-n", "2", "/bin/sh", "-c",
-                         "trap 'echo term on $(hostname); exit 0' TERM; echo ready; while :; do sleep 0.1; done"], watchLines: true))
+        // SIGTERM, Ctrl-C's SIGINT and a closed terminal's SIGHUP each reach the ranks on every host.
+        foreach (var (signal, name) in new[] { (15, "TERM"), (2, "INT"), (1, "HUP") })
         {
+            await using var run = bed.StartOn(TestBed.Head, Repo.Sfrun, ["-hosts", "h1,h2", .. Leaks.TagArgs(tag), "-n", "2", "/bin/sh", "-c",
+                $"trap 'echo {name} on $(hostname); exit 0' {name}; echo ready; while :; do sleep 0.1; done"], watchLines: true);
             await run.WaitForLinesAsync("ready", 2, Bound);
-            run.Signal(15);
+            run.Signal(signal);
             var r = await run.WaitAsync(Bound);
-            Assert.Contains("term on h2", r.Out);
-            Assert.Contains("term on h1", r.Out);
+            Assert.Contains($"{name} on h2", r.Out);
+            Assert.Contains($"{name} on h1", r.Out);
         }
 
         var timedOut = await SfrunOnHeadAsync(["-timeout", "3", "-hosts", "h1,h2", .. Leaks.TagArgs(tag), "-n", "2", "/bin/sleep", "100"]);
