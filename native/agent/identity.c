@@ -125,8 +125,14 @@ static void write_hosts(const char *hostname, const char *ip_cidr, const char *h
     ip[strcspn(ip, "/")] = '\0';
     if (hostname[0] != '\0')
         fprintf(f, "%s %s\n", ip[0] != '\0' ? ip : "127.0.1.1", hostname);
-    char list[8192];
-    snprintf(list, sizeof list, "%s", hosts);
+    /* The job's host list grows with its clones: a copy of its own size, not a fixed buffer. */
+    char *list = strdup(hosts);
+    if (list == NULL) {
+        agent_log("no memory for the host list of /etc/hosts");
+        if (fclose(f) != 0)
+            agent_log("close(/etc/hosts) failed: %s", strerror(errno));
+        return;
+    }
     for (char *save = NULL, *item = strtok_r(list, ",", &save); item != NULL; item = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(item, '=');
         if (eq == NULL)
@@ -135,6 +141,7 @@ static void write_hosts(const char *hostname, const char *ip_cidr, const char *h
         if (strcmp(item, hostname) != 0)
             fprintf(f, "%s %s\n", eq + 1, item);
     }
+    free(list);
     if (fclose(f) != 0)
         agent_log("close(/etc/hosts) failed: %s", strerror(errno));
 }
