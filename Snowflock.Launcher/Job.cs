@@ -212,6 +212,10 @@ public sealed class Job
             }
         }
 
+        // What a rank that could not start says, whether its start failed at once or in flight.
+        static string StartFailure(int r, Exception e) =>
+            e is System.Net.Sockets.SocketException ? $"rank {r}: cannot make its PMI connection: {e.Message}" : e.Message;
+
         async Task<string?> RegisterOldestAsync()
         {
             var (r, start, attached, pmiSocket) = pending.Dequeue();
@@ -221,13 +225,9 @@ public sealed class Job
                 process = await start.ConfigureAwait(false);
                 await attached.ConfigureAwait(false);
             }
-            catch (RankStartException e)
+            catch (Exception e) when (e is RankStartException or System.Net.Sockets.SocketException)
             {
-                return e.Message;
-            }
-            catch (System.Net.Sockets.SocketException e)
-            {
-                return $"rank {r}: cannot make its PMI connection: {e.Message}";
+                return StartFailure(r, e);
             }
             finally
             {
@@ -289,15 +289,10 @@ public sealed class Job
                     }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
                     pending.Enqueue((rank, start, attached, pmiSocket));
                 }
-                catch (RankStartException e)
+                catch (Exception e) when (e is RankStartException or System.Net.Sockets.SocketException)
                 {
                     pmiSocket?.Dispose();
-                    return Abandon(e.Message);
-                }
-                catch (System.Net.Sockets.SocketException e)
-                {
-                    pmiSocket?.Dispose();
-                    return Abandon($"rank {rank}: cannot make its PMI connection: {e.Message}");
+                    return Abandon(StartFailure(rank, e));
                 }
                 while (pending.Count >= window)
                     if (await RegisterOldestAsync().ConfigureAwait(false) is { } error)

@@ -251,12 +251,9 @@ internal sealed class HostsEngine(HostPlan plan, HostLaunchOptions options, Func
     /// before any rank starts, so its first barrier already goes through it.</summary>
     public void JoinHostPmi(Func<IReadOnlyCollection<int>, Socket> connectHost)
     {
-        for (var host = 0; host < plan.Hosts.Count; host++)
-        {
-            var ranks = Enumerable.Range(0, plan.HostOfRank.Count).Where(r => plan.HostOfRank[r] == host).ToList();
-            if (ranks.Count > 0 && _channels[host] is { } channel)
-                channel.JoinHostPmi(connectHost(ranks));
-        }
+        foreach (var ranks in plan.HostOfRank.Select((host, rank) => (host, rank)).GroupBy(x => x.host))
+            if (_channels[ranks.Key] is { } channel)
+                channel.JoinHostPmi(connectHost(ranks.Select(x => x.rank).ToList()));
     }
 
     /// <summary>One rank's place on a host: a slot of that host's agent.</summary>

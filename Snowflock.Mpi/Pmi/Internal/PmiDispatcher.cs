@@ -194,11 +194,14 @@ internal sealed class PmiDispatcher : IAsyncDisposable
     }
 
     /// <summary>A bad line from a rank of this job fails the job; from an unidentified peer it only
-    /// closes that connection, so a stranger cannot take a job down.</summary>
-    private ValueTask RejectAsync(PmiSession session, string error)
+    /// closes that connection, so a stranger cannot take a job down. A host agent's stream speaks
+    /// for several ranks: <paramref name="rank"/> names the one at fault, else its first.</summary>
+    private ValueTask RejectAsync(PmiSession session, string error, int? rank = null)
     {
         session.Rejected = true;
-        if (session.Rank >= 0)
+        if (rank is { } blamed)
+            _events.TryWrite(new PmiProtocolViolation(blamed, error));
+        else if (session.Rank >= 0)
             _events.TryWrite(new PmiProtocolViolation(session.Rank, error));
         else if (session.HostRanks is { Count: > 0 } ranks)
             _events.TryWrite(new PmiProtocolViolation(ranks.Min(), $"its host's agent: {error}"));
@@ -350,9 +353,7 @@ internal sealed class PmiDispatcher : IAsyncDisposable
                 }
                 if (!_kvs.TryPut(key, value, out var error, rank))
                 {
-                    s.Rejected = true;
-                    _events.TryWrite(new PmiProtocolViolation(rank, $"put refused: {error}"));
-                    s.Close();
+                    await RejectAsync(s, $"put refused: {error}", rank).ConfigureAwait(false);
                     return;
                 }
                 _sinceBarrier.Add((key, value));
@@ -408,11 +409,11 @@ internal sealed class PmiDispatcher : IAsyncDisposable
         if (_hosts.Count > 0)
         {
             // One write per host: every put of the epoch, then the barrier's end.
-            var delta = new System.Text.StringBuilder();
+            var delta = new MemoryStream();
             foreach (var (key, value) in _sinceBarrier)
-                delta.Append("cmd=sfa_kv key=").Append(key).Append(" value=").Append(value).Append('\n');
-            delta.Append("cmd=sfa_barrier_out\n");
-            var bytes = System.Text.Encoding.UTF8.GetBytes(delta.ToString());
+                delta.Write(PmiWire.Format("sfa_kv", ("key", key), ("value", value)));
+            delta.Write(PmiWire.Format("sfa_barrier_out"));
+            var bytes = delta.ToArray();
             foreach (var host in _hosts)
                 await host.SendAsync(bytes, _ct).ConfigureAwait(false);
         }

@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Net.Sockets;
-using System.Text;
 using NLog;
 
 namespace Snowflock.Mpi.Pmi.Internal;
@@ -21,15 +20,15 @@ internal sealed class PmiHostProxy
     private static readonly Logger Log = LogManager.GetLogger("Snowflock.Mpi.Pmi");
     private static readonly byte[] BarrierOut = PmiWire.Format("barrier_out");
 
-    /// <summary>Held puts are sent ahead of the barrier once they reach this size.</summary>
-    private const int MaxHeldChars = 256 * 1024;
+    /// <summary>Held puts are sent ahead of the barrier once they reach this many bytes.</summary>
+    private const int MaxHeldBytes = 256 * 1024;
 
     private readonly int _localRanks;
     private readonly Func<ReadOnlyMemory<byte>, CancellationToken, Task> _send;
     private readonly SemaphoreSlim _sendGate = new(1, 1);
     private readonly Lock _gate = new();
     private readonly Dictionary<string, string> _cache = new(StringComparer.Ordinal);
-    private readonly StringBuilder _held = new();
+    private readonly MemoryStream _held = new();
     private readonly HashSet<Rank> _inBarrier = [];
     private readonly List<byte> _fromHead = [];
     private string? _kvsName;
@@ -137,14 +136,11 @@ internal sealed class PmiHostProxy
                     lock (_gate)
                     {
                         _cache[key] = value;
-                        _held.Append("cmd=sfa_put rank=").Append(rank.Number).Append(" key=").Append(key).Append(" value=").Append(value).Append('\n');
+                        _held.Write(PmiWire.Format("sfa_put", ("rank", rank.Number.ToString()), ("key", key), ("value", value)));
                         // The head keeps the KVS budgets: a rank that puts without end is judged
                         // there, and the agent holds no more than this meanwhile.
-                        if (_held.Length >= MaxHeldChars)
-                        {
-                            early = Encoding.UTF8.GetBytes(_held.ToString());
-                            _held.Clear();
-                        }
+                        if (_held.Length >= MaxHeldBytes)
+                            early = TakeHeld();
                     }
                     if (early is not null)
                         await ToHeadAsync(early, ct).ConfigureAwait(false);
@@ -166,8 +162,8 @@ internal sealed class PmiHostProxy
                     {
                         if (_inBarrier.Add(rank) && _inBarrier.Count == _localRanks)
                         {
-                            batch = Encoding.UTF8.GetBytes(_held.Append("cmd=sfa_barrier_in\n").ToString());
-                            _held.Clear();
+                            _held.Write(PmiWire.Format("sfa_barrier_in"));
+                            batch = TakeHeld();
                         }
                     }
                     if (batch is not null)
@@ -180,6 +176,14 @@ internal sealed class PmiHostProxy
         line.CopyTo(forward, 0);
         forward[^1] = (byte)'\n';
         await rank.ToHead(forward, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>The held lines, which are then gone; under <see cref="_gate"/>.</summary>
+    private byte[] TakeHeld()
+    {
+        var bytes = _held.ToArray();
+        _held.SetLength(0);
+        return bytes;
     }
 
     /// <summary>Bytes the head sent on the host's stream (frames cut anywhere).</summary>

@@ -32,11 +32,9 @@ public sealed class AcrossHostsTests(TestBed bed)
         var hydra = await bed.RunOnAsync(TestBed.Head, Repo.Hydra, [.. hosts, Repo.Example("cpi"), "20000"], timeout: Bound);
         Assert.True(cpi.ExitCode == 0, cpi.Err);
         Assert.True(hydra.ExitCode == 0, hydra.Err);
-        Assert.Equal(PiLine(hydra.Out), PiLine(cpi.Out));
+        Assert.Equal(Cpi.PiLine(hydra.Out), Cpi.PiLine(cpi.Out));
         Assert.Empty(await bed.LeftoversAsync(tag));
     }
-
-    private static string PiLine(string output) => output.Split('\n').First(l => l.StartsWith("pi is approximately", StringComparison.Ordinal));
 
     [Fact]
     public async Task Message_passing_over_tcp_between_hosts_always_finishes()

@@ -67,7 +67,7 @@ public sealed class SlurmTests(TestBed bed)
         if (program == "cpi")
         {
             Assert.True(sfrun.ExitCode == 0, sfrun.Err);
-            Assert.Equal(PiLine(srun.Out), PiLine(sfrun.Out));
+            Assert.Equal(Cpi.PiLine(srun.Out), Cpi.PiLine(sfrun.Out));
         }
         else
         {
@@ -76,7 +76,4 @@ public sealed class SlurmTests(TestBed bed)
         }
         Assert.Empty(await bed.LeftoversAsync(tag));
     }
-
-    private static string PiLine(string output) =>
-        output.Split('\n').FirstOrDefault(l => l.StartsWith("pi is approximately", StringComparison.Ordinal)) ?? $"(no pi line in: {output})";
 }
